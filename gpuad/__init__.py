@@ -1,0 +1,27 @@
+"""gpuad: a GPU-accelerated tensor autograd library with PyTorch's habits.
+
+>>> import gpuad
+>>> a = gpuad.tensor(2., requires_grad=True); b = gpuad.tensor(0., requires_grad=True)
+>>> c = (a - b) ** 2; c.backward()
+>>> a.grad, b.grad
+(tensor(4.), tensor(-4.))
+"""
+from . import autograd, cuda, nn  # noqa: F401
+from .autograd import enable_grad, no_grad, set_grad_enabled, is_grad_enabled
+from .device import device, get_default_device, set_default_device
+from .dtypes import (bool_ as bool, float16, float32, float64, int32, int64,  # noqa: A004
+                     get_default_dtype, set_default_dtype)
+from .factories import (arange, empty, empty_like, from_numpy, full, full_like, ones,
+                        ones_like, rand, rand_like, randint, randn, randn_like, randperm,
+                        tensor, zeros, zeros_like)
+from .ops.elementwise import (abs, clamp, exp, gelu, leaky_relu, log, maximum, minimum,
+                              relu, sigmoid, sign, softplus, sqrt, tanh, where)
+from .ops.linalg import matmul
+from .ops.nn import log_softmax, softmax
+from .ops.reduce import argmax, argmin, logsumexp, max, mean, min, sum, var
+from .ops.shape import cat, chunk, flatten, permute, reshape, split, squeeze, stack, \
+    transpose, unsqueeze
+from .random_state import initial_seed, manual_seed
+from .tensor import Tensor
+
+__version__ = "0.1.0"

@@ -1,0 +1,169 @@
+"""The backward sweep: one iterative topological pass over the graph.
+
+Edges are captured when an op runs: a node's ``next_edges[i]`` is ``(node, output_nr)``
+for a non-leaf input and ``(tensor, None)`` for a leaf, whose gradient is accumulated.
+"""
+from . import grad_mode
+from .function import Function
+
+
+def _dependencies(roots):
+    """How many edges point at each node reachable from ``roots`` (no recursion)."""
+    deps = {}
+    stack = list(roots)
+    seen = set(roots)
+    while stack:
+        node = stack.pop()
+        for edge in node.next_edges:
+            if edge is not None and isinstance(edge[0], Function):
+                target = edge[0]
+                deps[target] = deps.get(target, 0) + 1
+                if target not in seen:
+                    seen.add(target)
+                    stack.append(target)
+    return deps
+
+
+def _add(a, b):
+    return b if a is None else a + b
+
+
+def _zeros(node, i):
+    from ..tensor import Tensor
+    shape, dtype = node._output_meta[i]
+    return Tensor._make(node.backend.xp.zeros(shape, dtype), node.backend)
+
+
+def _key(t):
+    """What identifies a tensor in the graph: the leaf itself, or (node, output_nr)."""
+    return id(t) if t.grad_fn is None else (t.grad_fn, t._output_nr)
+
+
+class _Sink:
+    """Where gradients that reach leaves, retained or captured tensors go."""
+
+    def __init__(self, inputs, create_graph):
+        self.create_graph = create_graph
+        # autograd.grad: capture gradients of these tensors instead of touching .grad
+        self.capture = None if inputs is None else {_key(t): None for t in inputs}
+        self.leaf_grads_set = set()
+
+    def take(self, key, g):
+        if key in self.capture:
+            self.capture[key] = _add(self.capture[key], g)
+
+    def node_outputs(self, node, gys):
+        """Run hooks, fill retained .grad and captures for a node's output gradients."""
+        for i, g in enumerate(gys):
+            if node._hooks:
+                for hook in node._hooks.get(i, ()):
+                    g = _hooked(hook, g)
+                gys[i] = g
+            if node._retained and i in node._retained:
+                t = node._retained[i]()
+                if t is not None:
+                    g_kept = g if self.create_graph else g.detach()
+                    t.grad = g_kept if t.grad is None else t.grad + g_kept
+            if self.capture is not None:
+                self.take((node, i), g)
+        return gys
+
+    def accumulate(self, leaf, g):
+        for hook in leaf._hooks or ():
+            g = _hooked(hook, g)
+        if self.capture is not None:
+            self.take(id(leaf), g)
+            return
+        if not self.create_graph:
+            g = g.detach()
+            if id(g._data) in self.leaf_grads_set:   # one array must not be two .grads
+                g = g.clone()
+            self.leaf_grads_set.add(id(g._data))
+        if g.dtype != leaf.dtype:
+            g = g.to(leaf.dtype)
+        leaf.grad = g if leaf.grad is None else leaf.grad + g
+
+
+def _hooked(hook, g):
+    out = hook(g)
+    if out is None:
+        return g
+    if out.shape != g.shape:
+        raise RuntimeError(f"hook {hook!r} returned a gradient of shape {out.shape}, "
+                           f"expected {g.shape}")
+    return out
+
+
+def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=None):
+    """Send ``grads`` back from ``roots`` through the graph.
+
+    Leaves' ``.grad`` is accumulated, unless ``inputs`` is given: then the gradients of
+    those tensors are returned instead (``autograd.grad``) and no ``.grad`` changes.
+    """
+    sink = _Sink(inputs, create_graph)
+    buffers = {}
+    for t, g in zip(roots, grads):
+        if t.grad_fn is None:
+            sink.accumulate(t, g)
+        else:
+            slots = buffers.setdefault(t.grad_fn, [None] * len(t.grad_fn._output_meta))
+            slots[t._output_nr] = _add(slots[t._output_nr], g)
+    root_nodes = list(buffers)
+    deps = _dependencies(root_nodes)
+    ready = [n for n in root_nodes if deps.get(n, 0) == 0]
+    with grad_mode.enable_grad() if create_graph else grad_mode.no_grad():
+        while ready:
+            node = ready.pop()
+            gys = buffers.pop(node, None)
+            if gys is None:  # no gradient reached this node: nothing flows further
+                for edge in node.next_edges:
+                    if edge is not None and isinstance(edge[0], Function):
+                        _arrive(edge[0], deps, ready)
+            else:
+                _run_node(node, gys, sink, buffers, deps, ready)
+            if not retain_graph:
+                node._release()
+    if sink.capture is not None:
+        return [sink.capture[_key(t)] for t in inputs]
+    return None
+
+
+def _run_node(node, gys, sink, buffers, deps, ready):
+    if node._saved is None:
+        raise RuntimeError(
+            f"Trying to backward through the graph a second time ({node.name}): its saved "
+            "tensors were freed by the first backward; pass retain_graph=True to the first "
+            "backward() (or autograd.grad) if you need to backward twice")
+    gys = [g if g is not None else _zeros(node, i) for i, g in enumerate(gys)]
+    if node._hooks or node._retained or sink.capture is not None:
+        gys = sink.node_outputs(node, gys)
+    gxs = node.backward(*gys)
+    if not isinstance(gxs, tuple):
+        gxs = (gxs,)
+    if len(gxs) != len(node.next_edges):
+        raise RuntimeError(f"{node.name}.backward returned {len(gxs)} gradients for "
+                           f"{len(node.next_edges)} inputs; return one per input (None allowed)")
+    for i, (edge, gx) in enumerate(zip(node.next_edges, gxs)):
+        if edge is None or gx is None:
+            if edge is not None and isinstance(edge[0], Function):
+                _arrive(edge[0], deps, ready)
+            continue
+        shape, dtype = node._input_meta[i]
+        if gx.shape != shape:
+            raise RuntimeError(f"{node.name}.backward returned a gradient of shape "
+                               f"{gx.shape} for input {i} of shape {shape}")
+        if gx.dtype != dtype:
+            gx = gx.to(dtype)
+        target, nr = edge
+        if isinstance(target, Function):
+            slots = buffers.setdefault(target, [None] * len(target._output_meta))
+            slots[nr] = _add(slots[nr], gx)
+            _arrive(target, deps, ready)
+        else:
+            sink.accumulate(target, gx)
+
+
+def _arrive(node, deps, ready):
+    deps[node] -= 1
+    if deps[node] == 0:
+        ready.append(node)

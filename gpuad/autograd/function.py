@@ -1,0 +1,135 @@
+"""``Function``: one op of the graph, its forward and backward side by side.
+
+An op subclasses Function and writes two methods:
+
+* ``forward(self, *arrays)`` takes and returns NumPy/CuPy arrays. It reaches the array
+  library only through ``self.xp`` (and ``self.backend`` for fused kernels), and calls
+  ``self.save_for_backward(...)`` with exactly the arrays its backward needs.
+* ``backward(self, *grads)`` takes and returns Tensors, one gradient per input (``None``
+  where there is none), built from Tensor ops so that the backward pass can itself be
+  differentiated (``create_graph=True``).
+
+The engine never needs to know about an op: adding one touches nothing else.
+"""
+from .. import dtypes
+from ..errors import check_same_device
+from . import grad_mode
+
+_INPUT, _OUTPUT, _CONSTANT = 0, 1, 2
+
+
+class Function:
+    """Base class of every op; an instance is one node of the graph.
+
+    >>> class Square(Function):
+    ...     def forward(self, x):
+    ...         self.save_for_backward(x)
+    ...         return x * x
+    ...     def backward(self, gy):
+    ...         x, = self.saved_tensors
+    ...         return 2 * x * gy
+    >>> y = Square().apply(x)
+    """
+
+    #: False for ops whose outputs never carry gradients (comparisons, argmax).
+    differentiable = True
+    #: True for ops whose output is a view of input 0: they share its version counter.
+    is_view = False
+    #: The backend of the outputs, when it is not the inputs' (moves between devices).
+    target_backend = None
+
+    def forward(self, *arrays):
+        raise NotImplementedError(f"{type(self).__name__} has no forward")
+
+    def backward(self, *grads):
+        raise NotImplementedError(f"{type(self).__name__} has no backward")
+
+    # --- what forward and backward use ---------------------------------------------
+    def save_for_backward(self, *arrays):
+        """Keep these arrays (inputs, outputs or others) for backward."""
+        if self._recording:
+            self._to_save = arrays
+
+    @property
+    def saved_tensors(self):
+        """The saved arrays as Tensors: inputs and outputs as graph tensors, others constant."""
+        if self._saved is None:
+            raise RuntimeError(
+                f"{self.name}: its saved tensors were freed by an earlier backward; "
+                "pass retain_graph=True to the first backward() to backward twice")
+        return tuple(self._unpack(entry) for entry in self._saved)
+
+    @property
+    def name(self):
+        return type(self).__name__
+
+    # --- running the op ------------------------------------------------------------
+    def apply(self, *inputs):
+        """Run forward on Tensors and, when grad is on, record this node in the graph."""
+        from ..tensor import Tensor
+        backend = check_same_device(inputs, self.name)
+        self.backend = backend
+        self.xp = backend.xp
+        record = (grad_mode._enabled and self.differentiable
+                  and any(t.requires_grad for t in inputs))
+        self._recording = record
+        self._to_save = ()
+        self.needs_input_grad = tuple(t.requires_grad for t in inputs) if record \
+            else (False,) * len(inputs)
+        raw = self.forward(*[t._data for t in inputs])
+        single = not isinstance(raw, tuple)
+        outs = (raw,) if single else raw
+        version = inputs[0]._version_counter if self.is_view else None
+        backend = self.target_backend or backend
+        if not record:
+            results = tuple(Tensor._make(a, backend, version=version) for a in outs)
+            return results[0] if single else results
+        self.next_edges = tuple(t._edge() if t.requires_grad else None for t in inputs)
+        self._input_meta = tuple((t._data.shape, t._data.dtype) for t in inputs)
+        self._output_meta = tuple((a.shape, a.dtype) for a in outs)
+        results = tuple(
+            Tensor._make(a, backend, grad_fn=self, output_nr=i, version=version,
+                         requires_grad=dtypes.is_floating(a.dtype))
+            for i, a in enumerate(outs))
+        self._saved = tuple(self._pack(a, inputs, outs, results) for a in self._to_save)
+        self._to_save = None
+        self._retained = None
+        self._hooks = None
+        return results[0] if single else results
+
+    def _pack(self, arr, inputs, outs, results):
+        if arr is None:
+            return None
+        for t in inputs:
+            if t._data is arr:
+                return (_INPUT, t, t._version_counter, t._version_counter[0])
+        for i, a in enumerate(outs):
+            if a is arr:
+                vc = results[i]._version_counter
+                return (_OUTPUT, i, arr, vc, vc[0])
+        return (_CONSTANT, arr)
+
+    def _unpack(self, entry):
+        from ..tensor import Tensor
+        if entry is None:
+            return None
+        kind = entry[0]
+        if kind == _CONSTANT:
+            return Tensor._make(entry[1], self.backend)
+        counter, saved_version = entry[-2], entry[-1]
+        if counter[0] != saved_version:
+            raise RuntimeError(
+                f"one of the tensors {self.name} saved for backward was changed by an "
+                f"in-place operation (version {saved_version} -> {counter[0]}); "
+                "use the out-of-place op (x = x + y instead of x.add_(y)) or clone() first")
+        if kind == _INPUT:
+            return entry[1]
+        return Tensor._make(entry[2], self.backend, grad_fn=self, output_nr=entry[1],
+                            version=counter, requires_grad=True)
+
+    def _release(self):
+        """Free what was saved: called once this node's backward has run."""
+        self._saved = None
+
+    def __repr__(self):
+        return f"<{self.name}Backward>"

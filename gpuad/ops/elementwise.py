@@ -1,0 +1,518 @@
+"""Elementwise ops: arithmetic, activations, comparisons.
+
+Binary ops broadcast like NumPy and promote dtypes like PyTorch; their backward sums
+each gradient back to its input's shape (``sum_to``).
+"""
+from .. import dtypes
+from ..autograd.function import Function
+from ..errors import broadcast_shapes
+from ..tensor import Tensor
+from .shape import sum_to
+
+
+def as_operands(a, b, op, broadcast=True):
+    """Both operands as Tensors of one dtype on one device (Python numbers become 0-d),
+    checked to broadcast against each other unless ``broadcast=False``."""
+    dtype = dtypes.result_type(a, b)
+    like = a if isinstance(a, Tensor) else b
+    a, b = _as_tensor(a, like, dtype), _as_tensor(b, like, dtype)
+    if broadcast:
+        broadcast_shapes(a._data.shape, b._data.shape, op)
+    return a, b
+
+
+def _as_tensor(x, like, dtype):
+    if isinstance(x, Tensor):
+        return x if x.dtype == dtype else cast(x, dtype)
+    backend = like._backend
+    return Tensor._make(backend.xp.asarray(x, dtype=dtype), backend)
+
+
+class Cast(Function):
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def forward(self, x):
+        self.in_dtype = x.dtype
+        return x.astype(self.dtype)
+
+    def backward(self, gy):
+        return cast(gy, self.in_dtype) if dtypes.is_floating(self.in_dtype) else None
+
+
+def cast(x, dtype):
+    return Cast(dtype).apply(x)
+
+
+class Clone(Function):
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, gy):
+        return gy
+
+
+def clone(x):
+    return Clone().apply(x)
+
+
+class FillLike(Function):
+    """A tensor like ``x`` filled with ``value``; x gets no gradient."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def forward(self, x):
+        return self.xp.full_like(x, self.value)
+
+    def backward(self, gy):
+        return None
+
+
+class CopyFrom(Function):
+    """``x``'s shape and dtype holding ``src``'s values; the gradient goes to src only."""
+
+    def forward(self, x, src):
+        self.src_shape = src.shape
+        out = self.xp.empty_like(x)
+        out[...] = src
+        return out
+
+    def backward(self, gy):
+        return None, sum_to(gy, self.src_shape)
+
+
+class Add(Function):
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a + b
+
+    def backward(self, gy):
+        na, nb = self.needs_input_grad
+        return (sum_to(gy, self.shapes[0]) if na else None,
+                sum_to(gy, self.shapes[1]) if nb else None)
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a - b
+
+    def backward(self, gy):
+        na, nb = self.needs_input_grad
+        return (sum_to(gy, self.shapes[0]) if na else None,
+                sum_to(-gy, self.shapes[1]) if nb else None)
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        na, nb = self.needs_input_grad
+        self.shapes = a.shape, b.shape
+        self.save_for_backward(b if na else None, a if nb else None)
+        return a * b
+
+    def backward(self, gy):
+        b, a = self.saved_tensors
+        return (sum_to(gy * b, self.shapes[0]) if b is not None else None,
+                sum_to(gy * a, self.shapes[1]) if a is not None else None)
+
+
+class Div(Function):
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return a / b
+
+    def backward(self, gy):
+        a, b = self.saved_tensors
+        na, nb = self.needs_input_grad
+        ga = gy / b
+        return (sum_to(ga, a.shape) if na else None,
+                sum_to(-ga * a / b, b.shape) if nb else None)
+
+
+class PowScalar(Function):
+    """``x ** p`` for a Python number ``p``."""
+
+    def __init__(self, p):
+        self.p = p
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return x ** self.p
+
+    def backward(self, gy):
+        x, = self.saved_tensors
+        if self.p == 2:
+            return gy * (2 * x)
+        return gy * (self.p * x ** (self.p - 1))
+
+
+class Pow(Function):
+    """``a ** b`` with ``b`` a tensor."""
+
+    def forward(self, a, b):
+        y = a ** b
+        self.save_for_backward(a, b, y)
+        return y
+
+    def backward(self, gy):
+        a, b, y = self.saved_tensors
+        na, nb = self.needs_input_grad
+        return (sum_to(gy * b * a ** (b - 1), a.shape) if na else None,
+                sum_to(gy * y * log(where(a > 0, a, 1)), b.shape) if nb else None)
+
+
+def add(a, b):
+    return Add().apply(*as_operands(a, b, "add"))
+
+
+def sub(a, b):
+    return Sub().apply(*as_operands(a, b, "sub"))
+
+
+def mul(a, b):
+    return Mul().apply(*as_operands(a, b, "mul"))
+
+
+def div(a, b):
+    """True division: integer tensors give the default float dtype, as in PyTorch."""
+    a, b = as_operands(a, b, "div")
+    if not dtypes.is_floating(a.dtype):
+        a, b = cast(a, dtypes.get_default_dtype()), cast(b, dtypes.get_default_dtype())
+    return Div().apply(a, b)
+
+
+def pow(a, b):
+    if isinstance(a, Tensor) and isinstance(b, (int, float)) and not isinstance(b, bool):
+        if isinstance(b, float) and not dtypes.is_floating(a.dtype):
+            a = cast(a, dtypes.get_default_dtype())
+        return PowScalar(b).apply(a)
+    return Pow().apply(*as_operands(a, b, "pow"))
+
+
+class _Unary(Function):
+    """An op ``y = f(x)`` whose derivative is written from what it saves."""
+
+
+class Neg(_Unary):
+    def forward(self, x):
+        return -x
+
+    def backward(self, gy):
+        return -gy
+
+
+class Exp(_Unary):
+    def forward(self, x):
+        y = self.xp.exp(x)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, gy):
+        y, = self.saved_tensors
+        return gy * y
+
+
+class Log(_Unary):
+    def forward(self, x):
+        self.save_for_backward(x)
+        return self.xp.log(x)
+
+    def backward(self, gy):
+        x, = self.saved_tensors
+        return gy / x
+
+
+class Sqrt(_Unary):
+    def forward(self, x):
+        y = self.xp.sqrt(x)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, gy):
+        y, = self.saved_tensors
+        return gy / (2 * y)
+
+
+class Sign(_Unary):
+    differentiable = False
+
+    def forward(self, x):
+        return self.xp.sign(x)
+
+
+class Abs(_Unary):
+    def forward(self, x):
+        self.save_for_backward(x)
+        return self.xp.abs(x)
+
+    def backward(self, gy):
+        x, = self.saved_tensors
+        return gy * sign(x)
+
+
+class Tanh(_Unary):
+    def forward(self, x):
+        y = self.xp.tanh(x)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, gy):
+        y, = self.saved_tensors
+        return gy * (1 - y * y)
+
+
+class Sigmoid(_Unary):
+    def forward(self, x):
+        y = self.backend.sigmoid(x)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, gy):
+        y, = self.saved_tensors
+        return gy * y * (1 - y)
+
+
+class Relu(_Unary):
+    def forward(self, x):
+        y = self.xp.maximum(x, 0)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, gy):
+        y, = self.saved_tensors
+        return gy * (y > 0)
+
+
+class LeakyRelu(_Unary):
+    def __init__(self, slope):
+        self.slope = slope
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return self.xp.where(x > 0, x, x * x.dtype.type(self.slope))
+
+    def backward(self, gy):
+        x, = self.saved_tensors
+        return where(x > 0, gy, gy * self.slope)
+
+
+class Gelu(_Unary):
+    """GELU with the exact erf form (PyTorch's default)."""
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return x * (0.5 * (1 + self.backend.erf(x * x.dtype.type(0.7071067811865476))))
+
+    def backward(self, gy):
+        x, = self.saved_tensors
+        cdf = 0.5 * (1 + erf(x * 0.7071067811865476))
+        pdf = exp(-0.5 * x * x) * 0.3989422804014327
+        return gy * (cdf + x * pdf)
+
+
+class Erf(_Unary):
+    def forward(self, x):
+        self.save_for_backward(x)
+        return self.backend.erf(x)
+
+    def backward(self, gy):
+        x, = self.saved_tensors
+        return gy * (1.1283791670955126 * exp(-x * x))
+
+
+class Softplus(_Unary):
+    """``log(1 + exp(beta x)) / beta``, linear above ``threshold`` as in PyTorch."""
+
+    def __init__(self, beta, threshold):
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        xp, bx = self.xp, x * x.dtype.type(self.beta)
+        soft = xp.logaddexp(x.dtype.type(0), bx) / x.dtype.type(self.beta)
+        return xp.where(bx > self.threshold, x, soft)
+
+    def backward(self, gy):
+        x, = self.saved_tensors
+        bx = x * self.beta
+        return gy * where(bx > self.threshold, 1.0, sigmoid(bx))
+
+
+class Clamp(_Unary):
+    def __init__(self, lo, hi):
+        self.lo, self.hi = lo, hi
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return self.xp.clip(x, self.lo, self.hi)
+
+    def backward(self, gy):
+        x, = self.saved_tensors
+        keep = x == x  # all True: NaN stays out of the gradient as in PyTorch
+        if self.lo is not None:
+            keep = keep & (x >= self.lo)
+        if self.hi is not None:
+            keep = keep & (x <= self.hi)
+        return gy * keep
+
+
+def neg(x):
+    return Neg().apply(x)
+
+
+def exp(x):
+    return Exp().apply(_floating(x))
+
+
+def log(x):
+    return Log().apply(_floating(x))
+
+
+def sqrt(x):
+    return Sqrt().apply(_floating(x))
+
+
+def sign(x):
+    return Sign().apply(x)
+
+
+def abs(x):
+    return Abs().apply(x)
+
+
+def tanh(x):
+    return Tanh().apply(_floating(x))
+
+
+def sigmoid(x):
+    return Sigmoid().apply(_floating(x))
+
+
+def relu(x):
+    return Relu().apply(x)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    return LeakyRelu(negative_slope).apply(_floating(x))
+
+
+def gelu(x):
+    return Gelu().apply(_floating(x))
+
+
+def erf(x):
+    return Erf().apply(_floating(x))
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    return Softplus(beta, threshold).apply(_floating(x))
+
+
+def clamp(x, min=None, max=None):
+    """Limit values to ``[min, max]``; the gradient passes where ``min <= x <= max``."""
+    if min is None and max is None:
+        raise ValueError("clamp needs at least one of min and max")
+    return Clamp(min, max).apply(x)
+
+
+def _floating(x):
+    return x if dtypes.is_floating(x.dtype) else cast(x, dtypes.get_default_dtype())
+
+
+class Maximum(Function):
+    """Elementwise max; on ties each input gets half the gradient, as in PyTorch."""
+
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return self.xp.maximum(a, b)
+
+    def backward(self, gy):
+        a, b = self.saved_tensors
+        return _split_by(gy, a > b, a == b, a.shape, b.shape, self.needs_input_grad)
+
+
+class Minimum(Function):
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return self.xp.minimum(a, b)
+
+    def backward(self, gy):
+        a, b = self.saved_tensors
+        return _split_by(gy, a < b, a == b, a.shape, b.shape, self.needs_input_grad)
+
+
+def _split_by(gy, a_wins, tie, a_shape, b_shape, needs):
+    share = where(tie, 0.5, where(a_wins, 1.0, 0.0)).to(gy.dtype)
+    return (sum_to(gy * share, a_shape) if needs[0] else None,
+            sum_to(gy * (1 - share), b_shape) if needs[1] else None)
+
+
+def maximum(a, b):
+    return Maximum().apply(*as_operands(a, b, "maximum"))
+
+
+def minimum(a, b):
+    return Minimum().apply(*as_operands(a, b, "minimum"))
+
+
+class Where(Function):
+    def forward(self, cond, a, b):
+        self.cond, self.shapes = cond, (a.shape, b.shape)
+        return self.xp.where(cond, a, b)
+
+    def backward(self, gy):
+        cond = Tensor._make(self.cond, self.backend)
+        zero = Tensor._make(self.xp.zeros((), gy.dtype), self.backend)
+        _, na, nb = self.needs_input_grad
+        return (None,
+                sum_to(where(cond, gy, zero), self.shapes[0]) if na else None,
+                sum_to(where(cond, zero, gy), self.shapes[1]) if nb else None)
+
+
+def where(cond, a, b):
+    """``a`` where ``cond`` is true, else ``b``; ``a`` and ``b`` may be Python numbers."""
+    if not isinstance(cond, Tensor):
+        raise TypeError("where: the condition must be a bool Tensor")
+    if cond.dtype != dtypes.bool_:
+        cond = cond != 0
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        a = Tensor._make(cond._backend.xp.asarray(a, dtype=dtypes.result_type(a, b)),
+                         cond._backend)
+    a, b = as_operands(a, b, "where")
+    broadcast_shapes(cond.shape, broadcast_shapes(a.shape, b.shape), "where")
+    return Where().apply(cond, a, b)
+
+
+class _Compare(Function):
+    differentiable = False
+
+    def __init__(self, ufunc):
+        self.ufunc = ufunc
+
+    def forward(self, a, b):
+        return getattr(self.xp, self.ufunc)(a, b)
+
+
+def _compare(ufunc):
+    def compare(a, b):
+        return _Compare(ufunc).apply(*as_operands(a, b, ufunc))
+    compare.__name__ = ufunc
+    return compare
+
+
+lt, le, gt, ge = _compare("less"), _compare("less_equal"), _compare("greater"), \
+    _compare("greater_equal")
+eq, ne = _compare("equal"), _compare("not_equal")
+logical_and, logical_or = _compare("logical_and"), _compare("logical_or")
+
+
+class LogicalNot(Function):
+    differentiable = False
+
+    def forward(self, x):
+        return self.xp.logical_not(x)
+
+
+def logical_not(x):
+    return LogicalNot().apply(x)

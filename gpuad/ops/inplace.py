@@ -1,0 +1,121 @@
+"""In-place ops: ``add_``, ``mul_``, ``div_``, ``fill_``, ``copy_``, ``clamp_``, ``x[i] = v``.
+
+Outside the graph they write into the tensor's array and bump its version counter, so a
+backward that saved the old values refuses to run. Inside the graph (the tensor or the
+other operand requires grad) a non-leaf tensor is rebased: the out-of-place op records the
+gradient, its result is written into the array, and the tensor takes the new grad_fn.
+Leaves that require grad can only be changed under ``no_grad()``, as in PyTorch.
+"""
+from .. import dtypes
+from ..autograd import grad_mode
+from ..errors import broadcast_shapes
+from ..tensor import Tensor
+from . import elementwise as ew
+
+
+def _in_graph(x, other=None):
+    return grad_mode._enabled and (
+        x._requires_grad or (isinstance(other, Tensor) and other._requires_grad))
+
+
+def _apply(x, op_name, out_of_place, other=None, ufunc=None):
+    """Change ``x`` in place to ``out_of_place(x)``; outside the graph a binary ``ufunc``
+    writes straight into x's array."""
+    if isinstance(other, Tensor):
+        shape = broadcast_shapes(x.shape, other.shape, op_name)
+        if shape != x.shape:
+            raise ValueError(f"{op_name}: the result of shape {shape} does not fit the "
+                             f"tensor's shape {x.shape} (an in-place op cannot grow it)")
+    if _in_graph(x, other):
+        if x.grad_fn is None and x._requires_grad:
+            raise RuntimeError(
+                f"{op_name}: a leaf tensor that requires grad cannot be changed in place; "
+                "wrap the update in `with gpuad.no_grad():`, or write x = x + ... instead")
+        alias = Tensor._make(x._data, x._backend, x.grad_fn, x._output_nr,
+                             x._version_counter, x._requires_grad)
+        result = out_of_place(alias)
+        _write(x, result._data, op_name)
+        x.grad_fn, x._output_nr, x._requires_grad = result.grad_fn, result._output_nr, True
+    elif ufunc is not None:
+        y = other._data if isinstance(other, Tensor) else other
+        if isinstance(other, Tensor) and other._backend is not x._backend:
+            raise RuntimeError(f"{op_name}: the tensor is on {x.device} but the other operand "
+                               f"is on {other.device}; move it with .to('{x.device}')")
+        _check_castable(x, dtypes.result_type(x, other), op_name)
+        getattr(x._backend.xp, ufunc)(x._data, y, out=x._data, casting="unsafe")
+        x._version_counter[0] += 1
+    else:
+        with grad_mode.no_grad():
+            result = out_of_place(x)
+        _write(x, result._data, op_name)
+    return x
+
+
+def _check_castable(x, dtype, op_name):
+    if dtypes.is_floating(dtype) and not dtypes.is_floating(x.dtype):
+        raise TypeError(f"{op_name}: the result is {dtypes.name(dtype)} and cannot be "
+                        f"stored in a {dtypes.name(x.dtype)} tensor; convert the tensor "
+                        "with .float() first")
+
+
+def _write(x, arr, op_name):
+    _check_castable(x, arr.dtype, op_name)
+    x._backend.xp.copyto(x._data, arr, casting="unsafe")
+    x._version_counter[0] += 1
+
+
+def add_(x, other, alpha=1):
+    if alpha != 1:
+        other = other * alpha
+    return _apply(x, "add_", lambda t: ew.add(t, other), other, "add")
+
+
+def mul_(x, other):
+    return _apply(x, "mul_", lambda t: ew.mul(t, other), other, "multiply")
+
+
+def div_(x, other):
+    _check_castable(x, dtypes.get_default_dtype(), "div_")
+    return _apply(x, "div_", lambda t: ew.div(t, other), other, "true_divide")
+
+
+def clamp_(x, min=None, max=None):
+    return _apply(x, "clamp_", lambda t: ew.clamp(t, min, max))
+
+
+def fill_(x, value):
+    if isinstance(value, Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"fill_ takes a number or a one-element tensor, got shape "
+                             f"{value.shape}")
+        return copy_(x, value.reshape(()))
+    if _in_graph(x):
+        return _apply(x, "fill_", lambda t: ew.FillLike(value).apply(t))
+    x._data.fill(value)
+    x._version_counter[0] += 1
+    return x
+
+
+def copy_(x, src):
+    """Copy ``src`` (broadcast, converted to x's dtype and device) into ``x``."""
+    if not isinstance(src, Tensor):
+        src = Tensor._make(x._backend.asarray(src), x._backend)
+    if src.device != x.device:
+        src = src.to(x.device)
+    return _apply(x, "copy_", lambda t: ew.CopyFrom().apply(t, src), src)
+
+
+def setitem(x, index, value):
+    """``x[index] = value``, outside the graph only."""
+    from .shape import _as_index
+    if _in_graph(x, value):
+        raise RuntimeError("assigning into a tensor (x[i] = v) is not recorded by autograd; "
+                           "build the result with gpuad.where or gpuad.cat, or assign under "
+                           "gpuad.no_grad()")
+    idx, _, _ = _as_index(index, x)
+    if isinstance(value, Tensor):
+        if value.device != x.device:
+            raise RuntimeError(f"x[i] = v: x is on {x.device} but v is on {value.device}")
+        value = value._data
+    x._data[idx] = value
+    x._version_counter[0] += 1

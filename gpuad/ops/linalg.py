@@ -1,0 +1,47 @@
+"""Matrix multiplication: 1-D, 2-D and batched N-D with broadcast batch dims."""
+from ..autograd.function import Function
+from .elementwise import as_operands
+from .shape import reshape, sum_to, unsqueeze
+
+
+class MatMul(Function):
+    def forward(self, a, b):
+        na, nb = self.needs_input_grad
+        # each input's gradient needs only the other input
+        self.save_for_backward(a if nb else None, b if na else None)
+        self.shapes = a.shape, b.shape
+        return self.xp.matmul(a, b)
+
+    def backward(self, gy):
+        a, b = self.saved_tensors
+        a_shape, b_shape = self.shapes
+        # lift 1-D operands to matrices so one rule covers every case
+        a_lifted, b_lifted = a_shape, b_shape
+        if len(a_shape) == 1:
+            gy, a_lifted = unsqueeze(gy, -2), (1,) + a_shape
+            a = None if a is None else reshape(a, a_lifted)
+        if len(b_shape) == 1:
+            gy, b_lifted = unsqueeze(gy, -1), b_shape + (1,)
+            b = None if b is None else reshape(b, b_lifted)
+        ga = None if b is None else reshape(sum_to(gy @ b.mT, a_lifted), a_shape)
+        gb = None if a is None else reshape(sum_to(a.mT @ gy, b_lifted), b_shape)
+        return ga, gb
+
+
+def matmul(a, b):
+    """Matrix product with NumPy's rules for 1-D and batched operands."""
+    a, b = as_operands(a, b, "matmul", broadcast=False)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: both operands need at least 1 dim, got shapes {a.shape} "
+                         f"and {b.shape}; use * for scalars")
+    k_a = a.shape[-1]
+    k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if k_a != k_b:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not fit: the last dim "
+                         f"of the first ({k_a}) must equal the "
+                         f"{'only' if b.ndim == 1 else 'second-to-last'} dim of the second "
+                         f"({k_b})")
+    if a.ndim > 2 and b.ndim > 2:
+        from ..errors import broadcast_shapes
+        broadcast_shapes(a.shape[:-2], b.shape[:-2], "matmul (batch dims)")
+    return MatMul().apply(a, b)

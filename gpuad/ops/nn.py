@@ -1,0 +1,151 @@
+"""Neural-network ops: softmax, log-softmax, losses, dropout."""
+from .. import dtypes
+from ..autograd import grad_mode
+from ..autograd.function import Function
+from ..tensor import Tensor
+from .elementwise import exp
+from .reduce import mean, sum
+from .shape import _dim, getitem
+
+
+class Softmax(Function):
+    def __init__(self, dim):
+        self.dim = dim
+
+    def forward(self, x):
+        xp = self.xp
+        e = xp.exp(x - xp.max(x, axis=self.dim, keepdims=True))
+        y = e / xp.sum(e, axis=self.dim, keepdims=True)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, gy):
+        y, = self.saved_tensors
+        return y * (gy - sum(gy * y, self.dim, True))
+
+
+class LogSoftmax(Function):
+    def __init__(self, dim):
+        self.dim = dim
+
+    def forward(self, x):
+        xp = self.xp
+        shifted = x - xp.max(x, axis=self.dim, keepdims=True)
+        y = shifted - xp.log(xp.sum(xp.exp(shifted), axis=self.dim, keepdims=True))
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, gy):
+        y, = self.saved_tensors
+        return gy - exp(y) * sum(gy, self.dim, True)
+
+
+def softmax(x, dim):
+    """``exp(x) / sum(exp(x))`` along ``dim``."""
+    return Softmax(_dim(dim, x.ndim, "softmax")).apply(_floating(x, "softmax"))
+
+
+def log_softmax(x, dim):
+    """``log(softmax(x))`` along ``dim``, computed without overflow."""
+    return LogSoftmax(_dim(dim, x.ndim, "log_softmax")).apply(_floating(x, "log_softmax"))
+
+
+def _floating(x, op):
+    if not dtypes.is_floating(x.dtype):
+        raise TypeError(f"{op} needs a floating tensor, got {dtypes.name(x.dtype)}; "
+                        "convert it with .float()")
+    return x
+
+
+class CrossEntropy(Function):
+    """Mean softmax cross-entropy of logits (N, C) against class indices (N,).
+
+    Saves the logits and the per-row logsumexp, never the softmax matrix; backward is
+    ``(softmax - onehot) / N``.
+    """
+
+    def forward(self, x, t):
+        lse, loss = self.backend.cross_entropy_forward(x, t)
+        self.save_for_backward(x, lse, t)
+        return loss
+
+    def backward(self, gy):
+        x, lse, t = self.saved_tensors
+        n = x.shape[0]
+        if grad_mode.is_grad_enabled():  # create_graph: a backward that is differentiable
+            onehot = Tensor._make(self.xp.arange(x.shape[1]) == t._data[:, None], self.backend)
+            return (softmax(x, 1) - onehot) * (gy / n), None
+        gx = self.backend.cross_entropy_backward(x._data, lse._data, t._data, gy._data / n)
+        return Tensor._make(gx, self.backend), None
+
+
+def _check_targets(logits, targets, op):
+    if not isinstance(targets, Tensor):
+        raise TypeError(f"{op}: targets must be a Tensor of class indices")
+    if dtypes.is_floating(targets.dtype) or targets.dtype == dtypes.bool_:
+        raise TypeError(f"{op}: targets must be integer class indices (int64), got "
+                        f"{dtypes.name(targets.dtype)}; for probabilities use "
+                        "-(p * log_softmax(logits, 1)).sum(1).mean(), or convert with .long()")
+    if logits.ndim != 2 or targets.shape != logits.shape[:1]:
+        raise ValueError(f"{op}: expected logits of shape (N, C) and targets of shape (N,), "
+                         f"got {logits.shape} and {targets.shape}")
+    if targets.numel() and targets.device.type == "cpu":
+        lo, hi = int(targets._data.min()), int(targets._data.max())
+        if lo < 0 or hi >= logits.shape[1]:
+            bad = lo if lo < 0 else hi
+            raise IndexError(f"{op}: target {bad} is out of range for {logits.shape[1]} "
+                             f"classes (0 to {logits.shape[1] - 1})")
+
+
+def cross_entropy(logits, targets):
+    """Mean cross-entropy of ``logits`` (N, C) against integer ``targets`` (N,)."""
+    _check_targets(logits, targets, "cross_entropy")
+    return CrossEntropy().apply(_floating(logits, "cross_entropy"), targets)
+
+
+def nll_loss(log_probs, targets):
+    """Mean negative log-likelihood of ``log_probs`` (N, C) at integer ``targets`` (N,)."""
+    _check_targets(log_probs, targets, "nll_loss")
+    rows = Tensor._make(log_probs._backend.xp.arange(log_probs.shape[0]), log_probs._backend)
+    return -mean(getitem(log_probs, (rows, targets)))
+
+
+def mse_loss(input, target, reduction="mean"):
+    """Mean (or summed, or elementwise with ``reduction='none'``) squared error."""
+    if input.shape != target.shape:
+        raise ValueError(f"mse_loss: input shape {input.shape} and target shape "
+                         f"{target.shape} differ; they would broadcast silently, so reshape "
+                         "one to match")
+    diff = input - target
+    err = diff * diff
+    if reduction == "mean":
+        return mean(err)
+    if reduction == "sum":
+        return sum(err)
+    if reduction == "none":
+        return err
+    raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+class Dropout(Function):
+    def __init__(self, p):
+        self.p = p
+
+    def forward(self, x):
+        keep = self.backend.rand(x.shape, x.dtype) >= x.dtype.type(self.p)
+        mask = keep * x.dtype.type(1.0 / (1.0 - self.p)) if self.p < 1 else keep.astype(x.dtype)
+        self.save_for_backward(mask)
+        return x * mask
+
+    def backward(self, gy):
+        mask, = self.saved_tensors
+        return gy * mask
+
+
+def dropout(x, p=0.5, training=True):
+    """Zero each element with probability ``p`` and scale the rest by ``1/(1-p)``."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout probability must be between 0 and 1, got {p}")
+    if not training or p == 0:
+        return x
+    return Dropout(p).apply(_floating(x, "dropout"))

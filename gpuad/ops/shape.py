@@ -1,0 +1,328 @@
+"""Movement ops: reshape, transpose, expand, indexing, concatenation, device moves.
+
+None of them computes anything: their backward moves the gradient back into place.
+"""
+from .. import dtypes
+from ..autograd.function import Function
+from ..tensor import Tensor
+
+
+def _dim(d, ndim, op, extra=0):
+    """``d`` as a non-negative dimension, or an error naming the valid range."""
+    n = ndim + extra
+    if not isinstance(d, int) or isinstance(d, bool):
+        raise TypeError(f"{op}: dim must be an int, got {d!r}")
+    if not -n <= d < max(n, 1):
+        raise IndexError(f"{op}: dim {d} is out of range for a tensor with {ndim} dims "
+                         f"(expected {-n} to {max(n, 1) - 1})")
+    return d % n if n else 0
+
+
+def _shape_arg(shape):
+    """Accept ``f(2, 3)`` and ``f((2, 3))`` alike."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return tuple(int(s) for s in shape)
+
+
+class Reshape(Function):
+    def __init__(self, shape):
+        self.shape = shape
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        y = x.reshape(self.shape)
+        self.is_view = y.base is not None and (y.base is x or y.base is x.base)
+        return y
+
+    def backward(self, gy):
+        return reshape(gy, self.in_shape)
+
+
+def reshape(x, shape):
+    shape = _shape_arg(shape)
+    if shape == x.shape:
+        return x
+    known = 1
+    for s in shape:
+        known *= s if s != -1 else 1
+    if shape.count(-1) > 1 or (-1 not in shape and known != x.numel()) or \
+            (-1 in shape and (known == 0 or x.numel() % known)):
+        raise ValueError(f"reshape: cannot view shape {x.shape} ({x.numel()} elements) as "
+                         f"{shape}; the sizes must multiply to {x.numel()} (one -1 may stand "
+                         "for the rest)")
+    return Reshape(shape).apply(x)
+
+
+class Permute(Function):
+    is_view = True
+
+    def __init__(self, dims):
+        self.dims = dims
+
+    def forward(self, x):
+        return x.transpose(self.dims)
+
+    def backward(self, gy):
+        inverse = [0] * len(self.dims)
+        for i, d in enumerate(self.dims):
+            inverse[d] = i
+        return permute(gy, tuple(inverse))
+
+
+def permute(x, dims):
+    dims = _shape_arg(dims)
+    norm = tuple(_dim(d, x.ndim, "permute") for d in dims)
+    if sorted(norm) != list(range(x.ndim)):
+        raise ValueError(f"permute: {dims} is not an ordering of the {x.ndim} dims of a "
+                         f"tensor of shape {x.shape}")
+    if norm == tuple(range(x.ndim)):
+        return x
+    return Permute(norm).apply(x)
+
+
+def transpose(x, dim0, dim1):
+    if x.ndim < 2 and dim0 in (0, -1) and dim1 in (0, -1):
+        return x
+    dims = list(range(x.ndim))
+    a, b = _dim(dim0, x.ndim, "transpose"), _dim(dim1, x.ndim, "transpose")
+    dims[a], dims[b] = dims[b], dims[a]
+    return permute(x, tuple(dims))
+
+
+class Expand(Function):
+    is_view = True
+
+    def __init__(self, shape):
+        self.shape = shape
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        return self.xp.broadcast_to(x, self.shape)
+
+    def backward(self, gy):
+        return sum_to(gy, self.in_shape)
+
+
+def expand(x, shape):
+    """Broadcast ``x`` to ``shape`` without copying; ``-1`` keeps a dimension."""
+    shape = _shape_arg(shape)
+    lead = len(shape) - x.ndim
+    if lead < 0:
+        raise ValueError(f"expand: shape {shape} has fewer dims than the tensor's {x.shape}")
+    full = tuple(x.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(shape))
+    for i, s in enumerate(x.shape):
+        if s != 1 and s != full[i + lead]:
+            raise ValueError(f"expand: cannot expand shape {x.shape} to {shape}: only "
+                             "dimensions of size 1 can be expanded")
+    if full == x.shape:
+        return x
+    return Expand(full).apply(x)
+
+
+class SumTo(Function):
+    """Sum a broadcast gradient back to the shape of the input it came from."""
+
+    def __init__(self, shape):
+        self.shape = shape
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        lead = x.ndim - len(self.shape)
+        axes = tuple(range(lead)) + tuple(
+            i + lead for i, s in enumerate(self.shape) if s == 1 and x.shape[i + lead] != 1)
+        y = x.sum(axis=axes, keepdims=True) if axes else x
+        return y.reshape(self.shape)
+
+    def backward(self, gy):
+        return expand(gy, self.in_shape)
+
+
+def sum_to(x, shape):
+    return x if x.shape == shape else SumTo(tuple(shape)).apply(x)
+
+
+def squeeze(x, dim=None):
+    if dim is None:
+        dims = [i for i, s in enumerate(x.shape) if s == 1]
+    else:
+        dims = [_dim(d, x.ndim, "squeeze") for d in (dim if isinstance(dim, tuple) else (dim,))]
+    return reshape(x, tuple(s for i, s in enumerate(x.shape) if not (i in dims and s == 1)))
+
+
+def unsqueeze(x, dim):
+    d = _dim(dim, x.ndim, "unsqueeze", extra=1)
+    return reshape(x, x.shape[:d] + (1,) + x.shape[d:])
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    if x.ndim == 0:
+        return reshape(x, (1,))
+    s, e = _dim(start_dim, x.ndim, "flatten"), _dim(end_dim, x.ndim, "flatten")
+    if s > e:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+    return reshape(x, x.shape[:s] + (-1,) + x.shape[e + 1:])
+
+
+# --- indexing ---------------------------------------------------------------------------
+def _as_index(index, x):
+    """The index with Tensors and lists turned into arrays of x's device.
+
+    Returns the index and whether it is advanced (arrays), and then whether every array
+    in it is a boolean mask.
+    """
+    items = index if isinstance(index, tuple) else (index,)
+    backend = x._backend
+    out, advanced, masks_only = [], False, True
+    for it in items:
+        if isinstance(it, Tensor):
+            if it._backend is not backend:
+                raise RuntimeError(f"indexing a tensor on {x.device} with an index on "
+                                   f"{it.device}; move the index with .to('{x.device}')")
+            arr = it._data
+        elif isinstance(it, list) or backend.is_array(it) or hasattr(it, "__array__"):
+            arr = backend.asarray(it)
+        else:
+            out.append(it)
+            continue
+        if arr.dtype.kind not in "biu":
+            raise IndexError(f"tensors used as indices must be integer or bool, got "
+                             f"{arr.dtype}; convert with .long()")
+        advanced = True
+        masks_only = masks_only and arr.dtype == dtypes.bool_
+        out.append(arr)
+    return tuple(out), advanced, masks_only
+
+
+class GetItem(Function):
+    def __init__(self, index, advanced, masks_only):
+        self.index, self.advanced, self.masks_only = index, advanced, masks_only
+        self.is_view = not advanced
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        return x[self.index]
+
+    def backward(self, gy):
+        return IndexAdd(self.in_shape, self.index, self.advanced and not self.masks_only) \
+            .apply(gy)
+
+
+class IndexAdd(Function):
+    """Zeros of ``shape`` with ``values`` added at ``index`` (repeats accumulate)."""
+
+    def __init__(self, shape, index, accumulate):
+        self.shape, self.index, self.accumulate = shape, index, accumulate
+
+    def forward(self, values):
+        out = self.xp.zeros(self.shape, values.dtype)
+        if self.accumulate:
+            self.backend.scatter_add(out, self.index, values)
+        else:
+            out[self.index] = values
+        return out
+
+    def backward(self, gy):
+        return GetItem(self.index, True, not self.accumulate).apply(gy)
+
+
+def getitem(x, index):
+    index, advanced, masks_only = _as_index(index, x)
+    try:
+        return GetItem(index, advanced, masks_only).apply(x)
+    except IndexError as e:
+        raise IndexError(f"index {index!r} does not fit a tensor of shape {x.shape}: {e}") \
+            from None
+
+
+# --- joining and splitting -------------------------------------------------------------------
+class Cat(Function):
+    def __init__(self, dim):
+        self.dim = dim
+
+    def forward(self, *xs):
+        self.sizes = [x.shape[self.dim] for x in xs]
+        return self.xp.concatenate(xs, axis=self.dim)
+
+    def backward(self, gy):
+        grads, start = [], 0
+        for size, needed in zip(self.sizes, self.needs_input_grad):
+            if needed:
+                index = (slice(None),) * self.dim + (slice(start, start + size),)
+                grads.append(getitem(gy, index))
+            else:
+                grads.append(None)
+            start += size
+        return tuple(grads)
+
+
+def cat(tensors, dim=0):
+    """Join tensors along an existing dimension ``dim``."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat needs at least one tensor")
+    ref = tensors[0]
+    d = _dim(dim, ref.ndim, "cat")
+    for i, t in enumerate(tensors):
+        if t.ndim != ref.ndim or t.shape[:d] + t.shape[d + 1:] != ref.shape[:d] + ref.shape[d + 1:]:
+            raise ValueError(f"cat: tensor {i} has shape {t.shape} but tensor 0 has "
+                             f"{ref.shape}; all dims but dim {dim} must match")
+    dtype = dtypes.result_type(*tensors)
+    tensors = [t if t.dtype == dtype else t.to(dtype) for t in tensors]
+    return Cat(d).apply(*tensors)
+
+
+def stack(tensors, dim=0):
+    """Join same-shaped tensors along a new dimension ``dim``."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack needs at least one tensor")
+    for i, t in enumerate(tensors):
+        if t.shape != tensors[0].shape:
+            raise ValueError(f"stack: tensor {i} has shape {t.shape} but tensor 0 has "
+                             f"{tensors[0].shape}; stacked tensors must have equal shapes")
+    d = _dim(dim, tensors[0].ndim, "stack", extra=1)
+    return cat([unsqueeze(t, d) for t in tensors], d)
+
+
+def split(x, split_size_or_sections, dim=0):
+    """Pieces of ``x`` along ``dim``: of a size each (the last may be smaller) or of the
+    listed sizes."""
+    d = _dim(dim, x.ndim, "split")
+    n = x.shape[d]
+    if isinstance(split_size_or_sections, int):
+        step = split_size_or_sections
+        if step <= 0:
+            raise ValueError(f"split: split size must be positive, got {step}")
+        sizes = [min(step, n - s) for s in range(0, n, step)] or [0]
+    else:
+        sizes = list(split_size_or_sections)
+        if sum(sizes) != n:
+            raise ValueError(f"split: sizes {sizes} add up to {sum(sizes)}, but dim {dim} "
+                             f"has length {n}")
+    pieces, start = [], 0
+    for size in sizes:
+        pieces.append(getitem(x, (slice(None),) * d + (slice(start, start + size),)))
+        start += size
+    return tuple(pieces)
+
+
+def chunk(x, chunks, dim=0):
+    n = x.shape[_dim(dim, x.ndim, "chunk")]
+    return split(x, max(1, -(-n // chunks)), dim)
+
+
+# --- devices ------------------------------------------------------------------------------
+class ToDevice(Function):
+    def __init__(self, target):
+        self.target_backend = target
+
+    def forward(self, x):
+        return self.target_backend.asarray(x)
+
+    def backward(self, gy):
+        return to_device(gy, self.backend)
+
+
+def to_device(x, backend):
+    return ToDevice(backend).apply(x)

@@ -1,0 +1,5 @@
+"""gpuad's fused kernels: CUDA C sources (``*.cu``) and their Numba CPU twins (``*.py``).
+
+Each family keeps its CUDA kernel and its twin side by side under one name; a twin
+has the same semantics as the kernel and is what the CPU backend runs.
+"""
