@@ -6,7 +6,8 @@
 >>> a.grad, b.grad
 (tensor(4.), tensor(-4.))
 """
-from . import autograd, cuda, nn  # noqa: F401
+from .tensor import Tensor  # first: the autograd and ops modules import it
+from . import autograd, cuda, nn  # noqa: F401, E402
 from .autograd import enable_grad, no_grad, set_grad_enabled, is_grad_enabled
 from .device import device, get_default_device, set_default_device
 from .dtypes import (bool_ as bool, float16, float32, float64, int32, int64,  # noqa: A004
@@ -22,6 +23,5 @@ from .ops.reduce import argmax, argmin, logsumexp, max, mean, min, sum, var
 from .ops.shape import cat, chunk, flatten, permute, reshape, split, squeeze, stack, \
     transpose, unsqueeze
 from .random_state import initial_seed, manual_seed
-from .tensor import Tensor
 
 __version__ = "0.1.0"

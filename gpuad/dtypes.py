@@ -55,8 +55,11 @@ def is_floating(dtype):
     return np.dtype(dtype).kind == "f"
 
 
+_CATEGORY = {"b": 0, "i": 1, "u": 1, "f": 2}
+
+
 def _category(dtype):
-    return {"b": 0, "i": 1, "u": 1, "f": 2}[np.dtype(dtype).kind]
+    return _CATEGORY[dtype.kind]
 
 
 def _scalar_category(value):
@@ -77,6 +80,13 @@ def result_type(*operands):
     group changes the result only when it is of a higher category (bool < int < float),
     and a Python float then brings the default float dtype.
     """
+    if len(operands) == 2:  # the common case, tensor with a Python number, made quick
+        t, v = operands
+        if not hasattr(t, "ndim"):
+            t, v = v, t
+        if hasattr(t, "ndim") and not hasattr(v, "ndim") and \
+                _scalar_category(v) <= _category(t.dtype):
+            return t.dtype
     groups = ([], [], [])
     for op in operands:
         if hasattr(op, "dtype") and hasattr(op, "ndim"):

@@ -5,7 +5,6 @@ method below calls an op from ``gpuad.ops``, which runs on that array through th
 device's backend.
 """
 from . import dtypes
-from .autograd import grad_mode
 from .backends import backend_for
 from .device import device as _device
 from .formatting import tensor_repr
@@ -185,6 +184,7 @@ class Tensor:
 
     def numpy(self):
         """The data as a NumPy array (shared on CPU, copied from the GPU)."""
+        from .autograd import grad_mode
         if self._requires_grad and grad_mode.is_grad_enabled():
             raise RuntimeError("numpy() on a tensor that requires grad; "
                                "call .detach().numpy() instead")

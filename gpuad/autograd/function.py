@@ -11,8 +11,8 @@ An op subclasses Function and writes two methods:
 
 The engine never needs to know about an op: adding one touches nothing else.
 """
-from .. import dtypes
 from ..errors import check_same_device
+from ..tensor import Tensor
 from . import grad_mode
 
 _INPUT, _OUTPUT, _CONSTANT = 0, 1, 2
@@ -66,32 +66,31 @@ class Function:
     # --- running the op ------------------------------------------------------------
     def apply(self, *inputs):
         """Run forward on Tensors and, when grad is on, record this node in the graph."""
-        from ..tensor import Tensor
-        backend = check_same_device(inputs, self.name)
+        backend = inputs[0]._backend
+        for t in inputs:
+            if t._backend is not backend:
+                check_same_device(inputs, self.name)  # raises, naming both devices
         self.backend = backend
         self.xp = backend.xp
-        record = (grad_mode._enabled and self.differentiable
-                  and any(t.requires_grad for t in inputs))
+        needs = tuple([t._requires_grad for t in inputs])
+        record = grad_mode._enabled and self.differentiable and True in needs
         self._recording = record
         self._to_save = ()
-        self.needs_input_grad = tuple(t.requires_grad for t in inputs) if record \
-            else (False,) * len(inputs)
+        self.needs_input_grad = needs if record else (False,) * len(inputs)
         raw = self.forward(*[t._data for t in inputs])
         single = not isinstance(raw, tuple)
         outs = (raw,) if single else raw
         version = inputs[0]._version_counter if self.is_view else None
         backend = self.target_backend or backend
         if not record:
-            results = tuple(Tensor._make(a, backend, version=version) for a in outs)
+            results = tuple([Tensor._make(a, backend, None, 0, version) for a in outs])
             return results[0] if single else results
-        self.next_edges = tuple(t._edge() if t.requires_grad else None for t in inputs)
-        self._input_meta = tuple((t._data.shape, t._data.dtype) for t in inputs)
-        self._output_meta = tuple((a.shape, a.dtype) for a in outs)
-        results = tuple(
-            Tensor._make(a, backend, grad_fn=self, output_nr=i, version=version,
-                         requires_grad=dtypes.is_floating(a.dtype))
-            for i, a in enumerate(outs))
-        self._saved = tuple(self._pack(a, inputs, outs, results) for a in self._to_save)
+        self.next_edges = tuple([t._edge() if t._requires_grad else None for t in inputs])
+        self._input_meta = tuple([(t._data.shape, t._data.dtype) for t in inputs])
+        self._output_meta = tuple([(a.shape, a.dtype) for a in outs])
+        results = tuple([Tensor._make(a, backend, self, i, version, a.dtype.kind == "f")
+                         for i, a in enumerate(outs)])
+        self._saved = tuple([self._pack(a, inputs, outs, results) for a in self._to_save])
         self._to_save = None
         self._retained = None
         self._hooks = None
@@ -110,7 +109,6 @@ class Function:
         return (_CONSTANT, arr)
 
     def _unpack(self, entry):
-        from ..tensor import Tensor
         if entry is None:
             return None
         kind = entry[0]

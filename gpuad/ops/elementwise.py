@@ -13,6 +13,10 @@ from .shape import sum_to
 def as_operands(a, b, op, broadcast=True):
     """Both operands as Tensors of one dtype on one device (Python numbers become 0-d),
     checked to broadcast against each other unless ``broadcast=False``."""
+    if isinstance(a, Tensor) and isinstance(b, Tensor) and a._data.dtype == b._data.dtype:
+        if broadcast and a._data.shape != b._data.shape:
+            broadcast_shapes(a._data.shape, b._data.shape, op)
+        return a, b
     dtype = dtypes.result_type(a, b)
     like = a if isinstance(a, Tensor) else b
     a, b = _as_tensor(a, like, dtype), _as_tensor(b, like, dtype)

@@ -1,0 +1,71 @@
+"""What every benchmark shares: timing with warm-up and device sync, machine facts."""
+import json
+import os
+import platform
+import statistics
+import time
+
+
+def measure(fn, steps=20, warmup=3, sync=None):
+    """Run ``fn`` ``warmup`` times, then time ``steps`` runs; returns stats in ms."""
+    for _ in range(warmup):
+        fn()
+    if sync:
+        sync()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return {"median_ms": statistics.median(times), "min_ms": min(times),
+            "max_ms": max(times), "steps": steps}
+
+
+def per_call_us(fn, number=2000, repeat=5):
+    """Best-of-``repeat`` mean time of one call, in microseconds (for tiny ops)."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.perf_counter() - t0) / number)
+    return best * 1e6
+
+
+def machine_info():
+    """CPU model and cores, GPU name, library versions."""
+    import numpy
+    import numba
+    info = {"python": platform.python_version(), "numpy": numpy.__version__,
+            "numba": numba.__version__, "cores": os.cpu_count(), "cpu": _cpu_model()}
+    try:
+        import torch
+        info["torch"] = torch.__version__
+    except ImportError:
+        info["torch"] = None
+    import gpuad
+    if gpuad.cuda.is_available():
+        import cupy
+        info["cupy"] = cupy.__version__
+        info["gpu"] = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+        info["cuda_runtime"] = cupy.cuda.runtime.runtimeGetVersion()
+    return info
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def write_json(path, payload):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=2)
