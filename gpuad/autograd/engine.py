@@ -3,7 +3,7 @@
 Edges are captured when an op runs: a node's ``next_edges[i]`` is ``(node, output_nr)``
 for a non-leaf input and ``(tensor, None)`` for a leaf, whose gradient is accumulated.
 """
-from . import grad_mode
+from . import anomaly, grad_mode
 from .function import Function
 
 
@@ -137,9 +137,15 @@ def _run_node(node, gys, sink, buffers, deps, ready):
     gys = [g if g is not None else _zeros(node, i) for i, g in enumerate(gys)]
     if node._hooks or node._retained or sink.capture is not None:
         gys = sink.node_outputs(node, gys)
-    gxs = node.backward(*gys)
+    if anomaly._enabled:
+        with anomaly.running_backward_of(node):
+            gxs = node.backward(*gys)
+    else:
+        gxs = node.backward(*gys)
     if not isinstance(gxs, tuple):
         gxs = (gxs,)
+    if anomaly._enabled:
+        anomaly.check(node, [None if g is None else g._data for g in gxs], "backward")
     if len(gxs) != len(node.next_edges):
         raise RuntimeError(f"{node.name}.backward returned {len(gxs)} gradients for "
                            f"{len(node.next_edges)} inputs; return one per input (None allowed)")

@@ -13,7 +13,7 @@ The engine never needs to know about an op: adding one touches nothing else.
 """
 from ..errors import check_same_device
 from ..tensor import Tensor
-from . import grad_mode
+from . import anomaly, forward_ad, grad_mode
 
 _INPUT, _OUTPUT, _CONSTANT = 0, 1, 2
 
@@ -43,6 +43,12 @@ class Function:
 
     def backward(self, *grads):
         raise NotImplementedError(f"{type(self).__name__} has no backward")
+
+    def jvp(self, *tangents):
+        """Forward mode: the outputs' tangents from the inputs' (None means zero).
+
+        Runs right after forward, with ``saved_tensors`` available."""
+        raise NotImplementedError(f"{self.name} has no forward-mode (jvp) rule yet")
 
     # --- what forward and backward use ---------------------------------------------
     def save_for_backward(self, *arrays):
@@ -74,16 +80,30 @@ class Function:
         self.xp = backend.xp
         needs = tuple([t._requires_grad for t in inputs])
         record = grad_mode._enabled and self.differentiable and True in needs
-        self._recording = record
+        dual = forward_ad._level is not None
+        self._recording = record or dual
         self._to_save = ()
-        self.needs_input_grad = needs if record else (False,) * len(inputs)
+        if dual:  # forward mode needs the saved values whatever requires grad
+            self.needs_input_grad = tuple([r or t._data.dtype.kind == "f"
+                                           for r, t in zip(needs, inputs)])
+        else:
+            self.needs_input_grad = needs if record else (False,) * len(inputs)
         raw = self.forward(*[t._data for t in inputs])
         single = not isinstance(raw, tuple)
         outs = (raw,) if single else raw
+        if anomaly._enabled:
+            if anomaly._running_backward_of is None:
+                self._creation_site = anomaly.creation_site()
+            anomaly.check(self, outs, "forward")
         version = inputs[0]._version_counter if self.is_view else None
         backend = self.target_backend or backend
         if not record:
             results = tuple([Tensor._make(a, backend, None, 0, version) for a in outs])
+            if dual:
+                self._input_meta = tuple([(t._data.shape, t._data.dtype) for t in inputs])
+                self._saved = tuple([self._pack(a, inputs, outs, results)
+                                     for a in self._to_save])
+                forward_ad.apply_rule(self, inputs, results)
             return results[0] if single else results
         self.next_edges = tuple([t._edge() if t._requires_grad else None for t in inputs])
         self._input_meta = tuple([(t._data.shape, t._data.dtype) for t in inputs])
@@ -94,7 +114,14 @@ class Function:
         self._to_save = None
         self._retained = None
         self._hooks = None
+        if dual:
+            forward_ad.apply_rule(self, inputs, results)
         return results[0] if single else results
+
+    def zero_tangent(self, i):
+        """Zeros shaped like input ``i``: the tangent of an input that has none."""
+        shape, dtype = self._input_meta[i]
+        return Tensor._make(self.xp.zeros(shape, dtype), self.backend)
 
     def _pack(self, arr, inputs, outs, results):
         if arr is None:

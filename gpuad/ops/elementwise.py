@@ -7,7 +7,7 @@ from .. import dtypes
 from ..autograd.function import Function
 from ..errors import broadcast_shapes
 from ..tensor import Tensor
-from .shape import sum_to
+from .shape import expand, sum_to
 
 
 def as_operands(a, b, op, broadcast=True):
@@ -43,6 +43,9 @@ class Cast(Function):
     def backward(self, gy):
         return cast(gy, self.in_dtype) if dtypes.is_floating(self.in_dtype) else None
 
+    def jvp(self, t):
+        return cast(t, self.dtype)
+
 
 def cast(x, dtype):
     return Cast(dtype).apply(x)
@@ -54,6 +57,9 @@ class Clone(Function):
 
     def backward(self, gy):
         return gy
+
+    def jvp(self, t):
+        return t
 
 
 def clone(x):
@@ -72,18 +78,35 @@ class FillLike(Function):
     def backward(self, gy):
         return None
 
+    def jvp(self, t):
+        return None
+
 
 class CopyFrom(Function):
     """``x``'s shape and dtype holding ``src``'s values; the gradient goes to src only."""
 
     def forward(self, x, src):
-        self.src_shape = src.shape
+        self.src_shape, self.out_shape, self.out_dtype = src.shape, x.shape, x.dtype
         out = self.xp.empty_like(x)
         out[...] = src
         return out
 
     def backward(self, gy):
         return None, sum_to(gy, self.src_shape)
+
+    def jvp(self, tx, tsrc):
+        return None if tsrc is None else expand(cast(tsrc, self.out_dtype), self.out_shape)
+
+
+def _tangent_sum(shape, *terms):
+    """Forward mode: the sum of the tangent terms that exist, broadcast to ``shape``."""
+    terms = [t for t in terms if t is not None]
+    if not terms:
+        return None
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    return total if total.shape == shape else expand(total, shape)
 
 
 class Add(Function):
@@ -96,6 +119,9 @@ class Add(Function):
         return (sum_to(gy, self.shapes[0]) if na else None,
                 sum_to(gy, self.shapes[1]) if nb else None)
 
+    def jvp(self, ta, tb):
+        return _tangent_sum(broadcast_shapes(*self.shapes), ta, tb)
+
 
 class Sub(Function):
     def forward(self, a, b):
@@ -106,6 +132,9 @@ class Sub(Function):
         na, nb = self.needs_input_grad
         return (sum_to(gy, self.shapes[0]) if na else None,
                 sum_to(-gy, self.shapes[1]) if nb else None)
+
+    def jvp(self, ta, tb):
+        return _tangent_sum(broadcast_shapes(*self.shapes), ta, None if tb is None else -tb)
 
 
 class Mul(Function):
@@ -120,6 +149,11 @@ class Mul(Function):
         return (sum_to(gy * b, self.shapes[0]) if b is not None else None,
                 sum_to(gy * a, self.shapes[1]) if a is not None else None)
 
+    def jvp(self, ta, tb):
+        b, a = self.saved_tensors
+        return _tangent_sum(broadcast_shapes(*self.shapes), None if ta is None else ta * b,
+                            None if tb is None else a * tb)
+
 
 class Div(Function):
     def forward(self, a, b):
@@ -132,6 +166,12 @@ class Div(Function):
         ga = gy / b
         return (sum_to(ga, a.shape) if na else None,
                 sum_to(-ga * a / b, b.shape) if nb else None)
+
+    def jvp(self, ta, tb):
+        a, b = self.saved_tensors
+        return _tangent_sum(broadcast_shapes(a.shape, b.shape),
+                            None if ta is None else ta / b,
+                            None if tb is None else -tb * a / (b * b))
 
 
 class PowScalar(Function):
@@ -150,6 +190,8 @@ class PowScalar(Function):
             return gy * (2 * x)
         return gy * (self.p * x ** (self.p - 1))
 
+    jvp = backward  # elementwise: the tangent is scaled like the gradient
+
 
 class Pow(Function):
     """``a ** b`` with ``b`` a tensor."""
@@ -164,6 +206,11 @@ class Pow(Function):
         na, nb = self.needs_input_grad
         return (sum_to(gy * b * a ** (b - 1), a.shape) if na else None,
                 sum_to(gy * y * log(where(a > 0, a, 1)), b.shape) if nb else None)
+
+    def jvp(self, ta, tb):
+        a, b, y = self.saved_tensors
+        return _tangent_sum(y.shape, None if ta is None else ta * b * a ** (b - 1),
+                            None if tb is None else tb * y * log(where(a > 0, a, 1)))
 
 
 def add(a, b):
@@ -195,7 +242,13 @@ def pow(a, b):
 
 
 class _Unary(Function):
-    """An op ``y = f(x)`` whose derivative is written from what it saves."""
+    """An op ``y = f(x)`` whose derivative is written from what it saves.
+
+    Its Jacobian is diagonal, so forward mode scales the tangent as backward scales the
+    gradient."""
+
+    def jvp(self, t):
+        return self.backward(t)
 
 
 class Neg(_Unary):
@@ -435,6 +488,10 @@ class Maximum(Function):
         a, b = self.saved_tensors
         return _split_by(gy, a > b, a == b, a.shape, b.shape, self.needs_input_grad)
 
+    def jvp(self, ta, tb):
+        a, b = self.saved_tensors
+        return _blend(ta, tb, a > b, a == b)
+
 
 class Minimum(Function):
     def forward(self, a, b):
@@ -445,11 +502,22 @@ class Minimum(Function):
         a, b = self.saved_tensors
         return _split_by(gy, a < b, a == b, a.shape, b.shape, self.needs_input_grad)
 
+    def jvp(self, ta, tb):
+        a, b = self.saved_tensors
+        return _blend(ta, tb, a < b, a == b)
+
 
 def _split_by(gy, a_wins, tie, a_shape, b_shape, needs):
     share = where(tie, 0.5, where(a_wins, 1.0, 0.0)).to(gy.dtype)
     return (sum_to(gy * share, a_shape) if needs[0] else None,
             sum_to(gy * (1 - share), b_shape) if needs[1] else None)
+
+
+def _blend(ta, tb, a_wins, tie):
+    share = where(tie, 0.5, where(a_wins, 1.0, 0.0))
+    shape = broadcast_shapes(a_wins.shape, tie.shape)
+    return _tangent_sum(shape, None if ta is None else ta * share,
+                        None if tb is None else tb * (1 - share))
 
 
 def maximum(a, b):
@@ -472,6 +540,12 @@ class Where(Function):
         return (None,
                 sum_to(where(cond, gy, zero), self.shapes[0]) if na else None,
                 sum_to(where(cond, zero, gy), self.shapes[1]) if nb else None)
+
+    def jvp(self, tc, ta, tb):
+        cond = Tensor._make(self.cond, self.backend)
+        ta = self.zero_tangent(1) if ta is None else ta
+        tb = self.zero_tangent(2) if tb is None else tb
+        return where(cond, ta, tb)
 
 
 def where(cond, a, b):

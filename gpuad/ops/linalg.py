@@ -27,6 +27,12 @@ class MatMul(Function):
         gb = None if a is None else reshape(sum_to(a.mT @ gy, b_lifted), b_shape)
         return ga, gb
 
+    def jvp(self, ta, tb):
+        a, b = self.saved_tensors
+        terms = [None if ta is None else ta @ b, None if tb is None else a @ tb]
+        terms = [t for t in terms if t is not None]
+        return terms[0] if len(terms) == 1 else terms[0] + terms[1]
+
 
 def matmul(a, b):
     """Matrix product with NumPy's rules for 1-D and batched operands."""

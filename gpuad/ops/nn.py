@@ -23,6 +23,8 @@ class Softmax(Function):
         y, = self.saved_tensors
         return y * (gy - sum(gy * y, self.dim, True))
 
+    jvp = backward  # the softmax Jacobian is symmetric
+
 
 class LogSoftmax(Function):
     def __init__(self, dim):
@@ -38,6 +40,10 @@ class LogSoftmax(Function):
     def backward(self, gy):
         y, = self.saved_tensors
         return gy - exp(y) * sum(gy, self.dim, True)
+
+    def jvp(self, t):
+        y, = self.saved_tensors
+        return t - sum(exp(y) * t, self.dim, True)
 
 
 def softmax(x, dim):
@@ -77,6 +83,13 @@ class CrossEntropy(Function):
             return (softmax(x, 1) - onehot) * (gy / n), None
         gx = self.backend.cross_entropy_backward(x._data, lse._data, t._data, gy._data / n)
         return Tensor._make(gx, self.backend), None
+
+    def jvp(self, tx, tt):
+        x, lse, t = self.saved_tensors
+        one = Tensor._make(self.xp.ones((), x.dtype), self.backend)
+        g = Tensor._make(self.backend.cross_entropy_backward(
+            x._data, lse._data, t._data, one._data / x.shape[0]), self.backend)
+        return sum(g * tx)
 
 
 def _check_targets(logits, targets, op):
@@ -140,6 +153,8 @@ class Dropout(Function):
     def backward(self, gy):
         mask, = self.saved_tensors
         return gy * mask
+
+    jvp = backward
 
 
 def dropout(x, p=0.5, training=True):

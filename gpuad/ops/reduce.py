@@ -47,6 +47,9 @@ class Sum(Function):
     def backward(self, gy):
         return _spread(gy, self.in_shape, self.dims)
 
+    def jvp(self, t):
+        return Sum(self.dims, self.keepdim, self.dtype).apply(t)
+
 
 def sum(x, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):
     dims, keepdim = reduce_dims(x, dim, keepdim, axis, keepdims, "sum")
@@ -98,6 +101,10 @@ class _Extreme(Function):
         mask, = self.saved_tensors
         return _spread(gy, self.in_shape, self.dims) * mask
 
+    def jvp(self, t):
+        mask, = self.saved_tensors
+        return sum(t * mask, self.dims, self.keepdim)
+
 
 def _extreme(which, x, dim, keepdim, axis, keepdims):
     dims, keepdim = reduce_dims(x, dim, keepdim, axis, keepdims, which)
@@ -147,6 +154,12 @@ class LogSumExp(Function):
         from .elementwise import exp
         y = reshape(y, _kept_shape(self.in_shape, self.dims))
         return _spread(gy, self.in_shape, self.dims) * exp(x - y)
+
+    def jvp(self, t):
+        x, y = self.saved_tensors
+        from .elementwise import exp
+        weights = exp(x - reshape(y, _kept_shape(self.in_shape, self.dims)))
+        return sum(t * weights, self.dims, self.keepdim)
 
 
 def logsumexp(x, dim, keepdim=False, *, axis=None, keepdims=None):

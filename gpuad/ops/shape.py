@@ -38,6 +38,9 @@ class Reshape(Function):
     def backward(self, gy):
         return reshape(gy, self.in_shape)
 
+    def jvp(self, t):
+        return reshape(t, self.shape)
+
 
 def reshape(x, shape):
     shape = _shape_arg(shape)
@@ -68,6 +71,9 @@ class Permute(Function):
         for i, d in enumerate(self.dims):
             inverse[d] = i
         return permute(gy, tuple(inverse))
+
+    def jvp(self, t):
+        return permute(t, self.dims)
 
 
 def permute(x, dims):
@@ -103,6 +109,9 @@ class Expand(Function):
     def backward(self, gy):
         return sum_to(gy, self.in_shape)
 
+    def jvp(self, t):
+        return expand(t, self.shape)
+
 
 def expand(x, shape):
     """Broadcast ``x`` to ``shape`` without copying; ``-1`` keeps a dimension."""
@@ -136,6 +145,9 @@ class SumTo(Function):
 
     def backward(self, gy):
         return expand(gy, self.in_shape)
+
+    def jvp(self, t):
+        return sum_to(t, self.shape)
 
 
 def sum_to(x, shape):
@@ -207,6 +219,9 @@ class GetItem(Function):
         return IndexAdd(self.in_shape, self.index, self.advanced and not self.masks_only) \
             .apply(gy)
 
+    def jvp(self, t):
+        return GetItem(self.index, self.advanced, self.masks_only).apply(t)
+
 
 class IndexAdd(Function):
     """Zeros of ``shape`` with ``values`` added at ``index`` (repeats accumulate)."""
@@ -224,6 +239,9 @@ class IndexAdd(Function):
 
     def backward(self, gy):
         return GetItem(self.index, True, not self.accumulate).apply(gy)
+
+    def jvp(self, t):
+        return IndexAdd(self.shape, self.index, self.accumulate).apply(t)
 
 
 def getitem(x, index):
@@ -254,6 +272,10 @@ class Cat(Function):
                 grads.append(None)
             start += size
         return tuple(grads)
+
+    def jvp(self, *tangents):
+        return cat([self.zero_tangent(i) if t is None else t for i, t in enumerate(tangents)],
+                   self.dim)
 
 
 def cat(tensors, dim=0):
@@ -322,6 +344,9 @@ class ToDevice(Function):
 
     def backward(self, gy):
         return to_device(gy, self.backend)
+
+    def jvp(self, t):
+        return to_device(t, self.target_backend)
 
 
 def to_device(x, backend):

@@ -1,0 +1,77 @@
+"""``detect_anomaly()``: find the op whose forward or backward first made NaN or Inf."""
+import os
+import traceback
+
+_enabled = False
+_running_backward_of = None  # the node whose backward is running, while anomaly mode is on
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def is_anomaly_enabled():
+    return _enabled
+
+
+class detect_anomaly:
+    """Context manager: every op checks its outputs, and its gradients in backward, for
+    NaN/Inf, and raises naming the op and the line of user code that created it.
+
+    >>> with gpuad.autograd.detect_anomaly():
+    ...     loss = model(x).log().sum()
+    ...     loss.backward()           # RuntimeError: Log ... created at train.py:12
+    """
+
+    def __enter__(self):
+        global _enabled
+        self._prev, _enabled = _enabled, True
+        return self
+
+    def __exit__(self, *exc):
+        global _enabled
+        _enabled = self._prev
+        return False
+
+
+def creation_site():
+    """``file:line (code)`` of the innermost frame outside gpuad: where the user made the op."""
+    for frame in reversed(traceback.extract_stack()):
+        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR + os.sep):
+            return f"{frame.filename}:{frame.lineno} ({(frame.line or '').strip()})"
+    return "unknown"
+
+
+def check(node, arrays, phase):
+    """Raise if any of ``arrays`` holds NaN or Inf, naming the op responsible."""
+    for i, a in enumerate(arrays):
+        if a is None or a.dtype.kind != "f":
+            continue
+        xp = node.backend.xp
+        if bool(xp.isfinite(a).all()):
+            continue
+        what = "NaN" if bool(xp.isnan(a).any()) else "Inf"
+        owner = _running_backward_of
+        if phase == "forward" and owner is None:
+            culprit = f"{node.name} produced {what} in its forward (output {i})"
+        else:
+            owner = owner or node
+            culprit = f"the backward of {owner.name} produced {what}" + (
+                f" (in its {node.name} step)" if owner is not node else
+                f" (gradient for input {i})")
+            node = owner
+        raise RuntimeError(f"anomaly: {culprit}; the op was created at "
+                           f"{getattr(node, '_creation_site', 'unknown')}")
+
+
+class running_backward_of:
+    """Marks ``node`` as the one whose backward is running, for error messages."""
+
+    def __init__(self, node):
+        self.node = node
+
+    def __enter__(self):
+        global _running_backward_of
+        self._prev, _running_backward_of = _running_backward_of, self.node
+
+    def __exit__(self, *exc):
+        global _running_backward_of
+        _running_backward_of = self._prev
+        return False
