@@ -1,0 +1,96 @@
+"""Second derivatives: create_graph, grad of grad, Hessian-vector products."""
+import numpy as np
+import pytest
+
+import gpuad
+from gpuad.autograd import grad, hvp
+
+F = gpuad.nn.functional
+
+# scalar functions of one (4, 3) float64 input, covering the ops whose backward is itself
+# differentiated (including fused backwards, which fall back to composite rules)
+FUNCTIONS = {
+    "cubic": lambda x: (x ** 3).sum(),
+    "exp_log": lambda x: (x.exp() * (x * x + 1).log()).sum(),
+    "tanh_sigmoid": lambda x: (x.tanh() * x.sigmoid()).sum(),
+    "gelu_softplus": lambda x: (x.gelu() + x.softplus()).sum(),
+    "softmax": lambda x: (x.softmax(1) * x).sum(),
+    "log_softmax": lambda x: (x.log_softmax(0) ** 2).sum(),
+    "logsumexp_var": lambda x: x.logsumexp(1).sum() * x.var(),
+    "matmul": lambda x: ((x @ x.T) ** 2).sum(),
+    "div_sqrt": lambda x: (x / (x * x + 2).sqrt()).sum(),
+    "cross_entropy": lambda x: F.cross_entropy(x * x, gpuad.tensor([0, 2, 1, 1],
+                                                                   device=x.device)),
+    "linear_relu": lambda x: F.linear(x, x * 0.5 + 1).relu().pow(2).sum(),
+    "index": lambda x: (x[[0, 0, 3]] ** 3).sum() + (x[x > 0] ** 2).sum(),
+}
+
+
+def _x(device):
+    return gpuad.randn(4, 3, dtype=gpuad.float64, device=device)
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_hvp_matches_finite_differences_of_gradient(device, name):
+    f = FUNCTIONS[name]
+    x, v = _x(device), _x(device)
+    _, hv = hvp(f, x, v)
+    eps = 1e-6
+
+    def gradient(at):
+        at = at.detach().requires_grad_()
+        return grad(f(at), at)[0].numpy()
+
+    numerical = (gradient(x + eps * v) - gradient(x - eps * v)) / (2 * eps)
+    np.testing.assert_allclose(hv.numpy(), numerical, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_double_backward_matches_torch(name):
+    torch = pytest.importorskip("torch")
+    f = FUNCTIONS[name]
+    x = _x("cpu").requires_grad_()
+    v = _x("cpu")
+    g, = grad(f(x), x, create_graph=True)
+    (g * v).sum().backward()
+    tx = torch.tensor(x.detach().numpy(), requires_grad=True)
+    tf = _torch_version(name, torch)
+    tg, = torch.autograd.grad(tf(tx), tx, create_graph=True)
+    (tg * torch.tensor(v.numpy())).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-8, atol=1e-10)
+
+
+def _torch_version(name, torch):
+    """The same function written in PyTorch."""
+    tF = torch.nn.functional
+    return {
+        "cubic": lambda x: (x ** 3).sum(),
+        "exp_log": lambda x: (x.exp() * (x * x + 1).log()).sum(),
+        "tanh_sigmoid": lambda x: (x.tanh() * x.sigmoid()).sum(),
+        "gelu_softplus": lambda x: (tF.gelu(x) + tF.softplus(x)).sum(),
+        "softmax": lambda x: (x.softmax(1) * x).sum(),
+        "log_softmax": lambda x: (x.log_softmax(0) ** 2).sum(),
+        "logsumexp_var": lambda x: x.logsumexp(1).sum() * x.var(),
+        "matmul": lambda x: ((x @ x.T) ** 2).sum(),
+        "div_sqrt": lambda x: (x / (x * x + 2).sqrt()).sum(),
+        "cross_entropy": lambda x: tF.cross_entropy(x * x, torch.tensor([0, 2, 1, 1])),
+        "linear_relu": lambda x: tF.linear(x, x * 0.5 + 1).relu().pow(2).sum(),
+        "index": lambda x: (x[[0, 0, 3]] ** 3).sum() + (x[x > 0] ** 2).sum(),
+    }[name]
+
+
+def test_backward_with_create_graph_keeps_grad_differentiable(device):
+    x = gpuad.tensor([1.5, -2.0], dtype=gpuad.float64, requires_grad=True, device=device)
+    y = (x ** 3).sum()
+    y.backward(create_graph=True)
+    assert x.grad.requires_grad
+    g = x.grad
+    x.grad = None
+    g.sum().backward()          # d/dx sum(3 x^2) = 6 x
+    np.testing.assert_allclose(x.grad.numpy(), [9.0, -12.0])
+
+
+def test_hvp_rejects_mismatched_direction(device):
+    x = _x(device)
+    with pytest.raises(ValueError, match="v must match the inputs' shapes"):
+        hvp(lambda t: (t ** 2).sum(), x, gpuad.zeros(2, device=device, dtype=gpuad.float64))
