@@ -38,6 +38,10 @@ class Function:
     #: The backend of the outputs, when it is not the inputs' (moves between devices).
     target_backend = None
 
+    _to_save = ()      # what forward asked to save, until apply packs it
+    _retained = None   # output_nr -> weakref of a tensor that called retain_grad()
+    _hooks = None      # output_nr -> hooks registered on that output
+
     def forward(self, *arrays):
         raise NotImplementedError(f"{type(self).__name__} has no forward")
 
@@ -82,7 +86,6 @@ class Function:
         record = grad_mode._enabled and self.differentiable and True in needs
         dual = forward_ad._level is not None
         self._recording = record or dual
-        self._to_save = ()
         if dual:  # forward mode needs the saved values whatever requires grad
             self.needs_input_grad = tuple([r or t._data.dtype.kind == "f"
                                            for r, t in zip(needs, inputs)])
@@ -111,9 +114,6 @@ class Function:
         results = tuple([Tensor._make(a, backend, self, i, version, a.dtype.kind == "f")
                          for i, a in enumerate(outs)])
         self._saved = tuple([self._pack(a, inputs, outs, results) for a in self._to_save])
-        self._to_save = None
-        self._retained = None
-        self._hooks = None
         if dual:
             forward_ad.apply_rule(self, inputs, results)
         return results[0] if single else results
