@@ -17,6 +17,10 @@ from . import anomaly, forward_ad, grad_mode
 
 _INPUT, _OUTPUT, _CONSTANT = 0, 1, 2
 
+#: Callables ``observer(node)`` told of every node that recorded saved tensors (memory
+#: accounting and reports subscribe here; the list is empty, and costs nothing, otherwise).
+saved_observers = []
+
 
 class Function:
     """Base class of every op; an instance is one node of the graph.
@@ -114,6 +118,9 @@ class Function:
         results = tuple([Tensor._make(a, backend, self, i, version, a.dtype.kind == "f")
                          for i, a in enumerate(outs)])
         self._saved = tuple([self._pack(a, inputs, outs, results) for a in self._to_save])
+        if saved_observers:
+            for observer in saved_observers:
+                observer(self)
         if dual:
             forward_ad.apply_rule(self, inputs, results)
         return results[0] if single else results
@@ -151,6 +158,13 @@ class Function:
             return entry[1]
         return Tensor._make(entry[2], self.backend, grad_fn=self, output_nr=entry[1],
                             version=counter, requires_grad=True)
+
+    def saved_arrays(self):
+        """The arrays this node holds for backward (empty once freed)."""
+        if not self._saved:
+            return []
+        return [e[1]._data if e[0] == _INPUT else e[2] if e[0] == _OUTPUT else e[1]
+                for e in self._saved if e is not None]
 
     def _release(self):
         """Free what was saved: called once this node's backward has run."""
