@@ -23,5 +23,7 @@ from .ops.reduce import argmax, argmin, logsumexp, max, mean, min, sum, var
 from .ops.shape import cat, chunk, flatten, permute, reshape, split, squeeze, stack, \
     transpose, unsqueeze
 from .random_state import initial_seed, manual_seed
+from . import optim, data  # noqa: F401, E402
+from .serialization import save, load
 
 __version__ = "0.1.0"
