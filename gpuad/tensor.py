@@ -449,7 +449,7 @@ class Tensor:
         return _ops.reduce.var(self, dim, keepdim, unbiased=unbiased, correction=correction,
                                axis=axis, keepdims=keepdims).sqrt()
 
-    def logsumexp(self, dim, keepdim=False, *, axis=None, keepdims=None):
+    def logsumexp(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         return _ops.reduce.logsumexp(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
     def argmax(self, dim=None, keepdim=False):

@@ -46,7 +46,7 @@ class _Sink:
         self.create_graph = create_graph
         # autograd.grad: capture gradients of these tensors instead of touching .grad
         self.capture = None if inputs is None else {_key(t): None for t in inputs}
-        self.leaf_grads_set = set()
+        self.leaves = {}  # id(leaf) -> [leaf, its gradient summed over this sweep]
 
     def take(self, key, g):
         if key in self.capture:
@@ -69,19 +69,33 @@ class _Sink:
         return gys
 
     def accumulate(self, leaf, g):
-        for hook in leaf._hooks or ():
-            g = _hooked(hook, g)
-        if self.capture is not None:
-            self.take(id(leaf), g)
-            return
-        if not self.create_graph:
-            g = g.detach()
-            if id(g._data) in self.leaf_grads_set:   # one array must not be two .grads
-                g = g.clone()
-            self.leaf_grads_set.add(id(g._data))
-        if g.dtype != leaf.dtype:
-            g = g.to(leaf.dtype)
-        leaf.grad = g if leaf.grad is None else leaf.grad + g
+        """Add ``g`` to what reaches ``leaf`` in this sweep (stored by ``finish``)."""
+        entry = self.leaves.get(id(leaf))
+        if entry is None:
+            self.leaves[id(leaf)] = [leaf, g]
+        else:
+            entry[1] = entry[1] + g
+
+    def finish(self):
+        """Once per leaf, on its total gradient: run its hooks, then capture the gradient
+        or add it to ``.grad``."""
+        grad_arrays = set()  # one array must not be two .grads
+        for leaf, g in self.leaves.values():
+            if self.capture is not None and id(leaf) not in self.capture:
+                continue  # autograd.grad: other leaves are left alone, hooks included
+            for hook in leaf._hooks or ():
+                g = _hooked(hook, g)
+            if self.capture is not None:
+                self.take(id(leaf), g)
+                continue
+            if not self.create_graph:
+                g = g.detach()
+                if id(g._data) in grad_arrays:
+                    g = g.clone()
+                grad_arrays.add(id(g._data))
+            if g.dtype != leaf.dtype:
+                g = g.to(leaf.dtype)
+            leaf.grad = g if leaf.grad is None else leaf.grad + g
 
 
 def _hooked(hook, g):
@@ -123,6 +137,7 @@ def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=No
                 _run_node(node, gys, sink, buffers, deps, ready)
             if not retain_graph:
                 node._release()
+        sink.finish()
     if sink.capture is not None:
         return [sink.capture[_key(t)] for t in inputs]
     return None
@@ -134,6 +149,8 @@ def _run_node(node, gys, sink, buffers, deps, ready):
             f"Trying to backward through the graph a second time ({node.name}): its saved "
             "tensors were freed by the first backward; pass retain_graph=True to the first "
             "backward() (or autograd.grad) if you need to backward twice")
+    if node.is_view:
+        node.check_view_unchanged()
     gys = [g if g is not None else _zeros(node, i) for i, g in enumerate(gys)]
     if node._hooks or node._retained or sink.capture is not None:
         gys = sink.node_outputs(node, gys)

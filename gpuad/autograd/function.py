@@ -104,6 +104,8 @@ class Function:
             anomaly.check(self, outs, "forward")
         version = inputs[0]._version_counter if self.is_view else None
         backend = self.target_backend or backend
+        if not all(map(backend.is_array, outs)):  # NumPy gives scalars for 0-d results
+            outs = self._as_arrays(outs, backend)
         if not record:
             results = tuple([Tensor._make(a, backend, None, 0, version) for a in outs])
             if dual:
@@ -115,15 +117,26 @@ class Function:
         self.next_edges = tuple([t._edge() if t._requires_grad else None for t in inputs])
         self._input_meta = tuple([(t._data.shape, t._data.dtype) for t in inputs])
         self._output_meta = tuple([(a.shape, a.dtype) for a in outs])
+        if version is not None:  # a view: backward checks that what it viewed is unchanged
+            self._viewed = (version, version[0])
         results = tuple([Tensor._make(a, backend, self, i, version, a.dtype.kind == "f")
                          for i, a in enumerate(outs)])
         self._saved = tuple([self._pack(a, inputs, outs, results) for a in self._to_save])
+        self._to_save = ()  # packed: only _saved holds them now, so _release() frees them
         if saved_observers:
             for observer in saved_observers:
                 observer(self)
         if dual:
             forward_ad.apply_rule(self, inputs, results)
         return results[0] if single else results
+
+    def _as_arrays(self, outs, backend):
+        """``outs`` with scalars made 0-d arrays, and what forward saved following them."""
+        arrays = tuple([a if backend.is_array(a) else backend.xp.asarray(a) for a in outs])
+        if self._to_save:
+            swap = {id(a): b for a, b in zip(outs, arrays) if a is not b}
+            self._to_save = tuple([swap.get(id(a), a) for a in self._to_save])
+        return arrays
 
     def zero_tangent(self, i):
         """Zeros shaped like input ``i``: the tangent of an input that has none."""
@@ -158,6 +171,21 @@ class Function:
             return entry[1]
         return Tensor._make(entry[2], self.backend, grad_fn=self, output_nr=entry[1],
                             version=counter, requires_grad=True)
+
+    def check_view_unchanged(self):
+        """A view's values follow in-place changes of the tensor it views, which its graph
+        does not record: refuse to backward through it once that tensor has changed."""
+        counter, seen = self._viewed
+        if counter[0] != seen:
+            raise RuntimeError(
+                f"{self.name} made a view of a tensor that an in-place operation then changed "
+                f"(version {seen} -> {counter[0]}), so the view's values no "
+                "longer match the graph; take the view after the in-place op, or view a "
+                "clone() of the tensor")
+
+    def saves_input(self, t):
+        """Whether this node saved the input tensor ``t`` itself for backward."""
+        return any(e is not None and e[0] == _INPUT and e[1] is t for e in self._saved or ())
 
     def saved_arrays(self):
         """The arrays this node holds for backward (empty once freed)."""

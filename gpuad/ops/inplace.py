@@ -4,7 +4,9 @@ Outside the graph they write into the tensor's array and bump its version counte
 backward that saved the old values refuses to run. Inside the graph (the tensor or the
 other operand requires grad) a non-leaf tensor is rebased: the out-of-place op records the
 gradient, its result is written into the array, and the tensor takes the new grad_fn.
-Leaves that require grad can only be changed under ``no_grad()``, as in PyTorch.
+Leaves that require grad can only be changed under ``no_grad()``, as in PyTorch. Views are
+not tracked: a view made in the graph cannot be changed in place there, and a view whose
+tensor was changed in place after it was taken refuses to backward.
 """
 from .. import dtypes
 from ..autograd import grad_mode
@@ -31,9 +33,19 @@ def _apply(x, op_name, out_of_place, other=None, ufunc=None):
             raise RuntimeError(
                 f"{op_name}: a leaf tensor that requires grad cannot be changed in place; "
                 "wrap the update in `with gpuad.no_grad():`, or write x = x + ... instead")
-        alias = Tensor._make(x._data, x._backend, x.grad_fn, x._output_nr,
-                             x._version_counter, x._requires_grad)
+        if x.grad_fn is not None and x.grad_fn.is_view:
+            raise RuntimeError(
+                f"{op_name}: this tensor is a view ({x.grad_fn.name}) of another tensor in the "
+                "graph, and autograd does not carry an in-place change of a view over to the "
+                "tensor it views; change a clone() of the view instead, or build the result "
+                "out of place")
+        # the old x as a graph tensor of its own: its own version counter, and its own
+        # copy of the values when the op saved it (x.mul_(z) needs the old x for z's grad)
+        alias = Tensor._make(x._data, x._backend, x.grad_fn, x._output_nr, None,
+                             x._requires_grad)
         result = out_of_place(alias)
+        if result.grad_fn is not None and result.grad_fn.saves_input(alias):
+            alias._data = x._data.copy()
         _write(x, result._data, op_name)
         x.grad_fn, x._output_nr, x._requires_grad = result.grad_fn, result._output_nr, True
     elif ufunc is not None:

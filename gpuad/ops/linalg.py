@@ -1,5 +1,6 @@
 """Matrix multiplication: 1-D, 2-D and batched N-D with broadcast batch dims."""
 from ..autograd.function import Function
+from ..errors import broadcast_shapes
 from .elementwise import as_operands
 from .shape import reshape, sum_to, unsqueeze
 
@@ -15,6 +16,8 @@ class MatMul(Function):
     def backward(self, gy):
         a, b = self.saved_tensors
         a_shape, b_shape = self.shapes
+        if len(a_shape) == 1 and len(b_shape) == 1:  # dot product: gy is 0-d
+            return (None if b is None else gy * b), (None if a is None else gy * a)
         # lift 1-D operands to matrices so one rule covers every case
         a_lifted, b_lifted = a_shape, b_shape
         if len(a_shape) == 1:
@@ -48,6 +51,10 @@ def matmul(a, b):
                          f"{'only' if b.ndim == 1 else 'second-to-last'} dim of the second "
                          f"({k_b})")
     if a.ndim > 2 and b.ndim > 2:
-        from ..errors import broadcast_shapes
-        broadcast_shapes(a.shape[:-2], b.shape[:-2], "matmul (batch dims)")
+        try:
+            broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        except ValueError:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not fit: their batch "
+                             f"dims {a.shape[:-2]} and {b.shape[:-2]} cannot be broadcast "
+                             "(aligned from the right, each must be equal or 1)") from None
     return MatMul().apply(a, b)

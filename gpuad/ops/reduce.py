@@ -162,8 +162,10 @@ class LogSumExp(Function):
         return sum(t * weights, self.dims, self.keepdim)
 
 
-def logsumexp(x, dim, keepdim=False, *, axis=None, keepdims=None):
-    """``log(sum(exp(x)))`` over ``dim``, computed without overflow."""
+def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """``log(sum(exp(x)))`` over ``dim`` (or ``axis``), computed without overflow."""
+    if dim is None and axis is None:
+        raise TypeError("logsumexp: pass the dim (or axis) to reduce over, as in PyTorch")
     dims, keepdim = reduce_dims(x, dim, keepdim, axis, keepdims, "logsumexp")
     return LogSumExp(dims, keepdim).apply(x)
 

@@ -119,6 +119,9 @@ def expand(x, shape):
     lead = len(shape) - x.ndim
     if lead < 0:
         raise ValueError(f"expand: shape {shape} has fewer dims than the tensor's {x.shape}")
+    if -1 in shape[:lead]:
+        raise ValueError(f"expand: -1 in {shape} stands for a new leading dim of the tensor's "
+                         f"{x.shape}; -1 can only keep an existing dim, give the new size")
     full = tuple(x.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(shape))
     for i, s in enumerate(x.shape):
         if s != 1 and s != full[i + lead]:
@@ -208,6 +211,8 @@ def _as_index(index, x):
 
 class GetItem(Function):
     def __init__(self, index, advanced, masks_only):
+        if not any(i is Ellipsis for i in index):
+            index += (Ellipsis,)  # x[0] of a 1-D array: a 0-d view, not a NumPy scalar
         self.index, self.advanced, self.masks_only = index, advanced, masks_only
         self.is_view = not advanced
 
