@@ -94,3 +94,13 @@ def test_hvp_rejects_mismatched_direction(device):
     x = _x(device)
     with pytest.raises(ValueError, match="v must match the inputs' shapes"):
         hvp(lambda t: (t ** 2).sum(), x, gpuad.zeros(2, device=device, dtype=gpuad.float64))
+
+
+def test_gradcheck_of_a_gradient(device):
+    """gradcheck can check a function that differentiates inside (a gradgradcheck)."""
+    x = gpuad.randn(3, dtype=gpuad.float64, device=device, requires_grad=True)
+
+    def first_derivative(t):
+        return grad((t.tanh() * t ** 2).sum(), t, create_graph=True)[0]
+
+    assert gpuad.autograd.gradcheck(first_derivative, (x,))
