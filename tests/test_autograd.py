@@ -479,3 +479,15 @@ def test_setitem_under_no_grad(device):
     x[tensor([1], device=device)] = tensor([1.0, 2.0, 3.0], device=device)
     assert x.tolist() == [[0.0, 5.0, 5.0], [1.0, 2.0, 3.0]]
     assert x._version == 2
+
+
+def test_leaf_grad_owns_its_memory():
+    """.grad never aliases the caller's gradient= nor is a view (zero_() must be safe)."""
+    x = gpuad.randn(3, 2, requires_grad=True)
+    g = gpuad.ones(3, 2)
+    (x + gpuad.randn(3, 2)).backward(g)
+    x.grad.zero_()
+    assert g.tolist() == [[1.0, 1.0]] * 3
+    w = gpuad.randn(4, 3, requires_grad=True)
+    gpuad.nn.functional.linear(gpuad.randn(5, 3), w).sum().backward()
+    assert w.grad.data.flags.c_contiguous and w.grad.data.base is None

@@ -42,8 +42,10 @@ def _key(t):
 class _Sink:
     """Where gradients that reach leaves, retained or captured tensors go."""
 
-    def __init__(self, inputs, create_graph):
+    def __init__(self, inputs, create_graph, root_grads):
         self.create_graph = create_graph
+        # arrays a .grad must not be: the caller's own gradient= arrays
+        self.foreign = {id(g._data) for g in root_grads}
         # autograd.grad: capture gradients of these tensors instead of touching .grad
         self.capture = None if inputs is None else {_key(t): None for t in inputs}
         self.leaves = {}  # id(leaf) -> [leaf, its gradient summed over this sweep]
@@ -79,7 +81,7 @@ class _Sink:
     def finish(self):
         """Once per leaf, on its total gradient: run its hooks, then capture the gradient
         or add it to ``.grad``."""
-        grad_arrays = set()  # one array must not be two .grads
+        owned = set(self.foreign)  # one array must not be two .grads, nor the caller's
         for leaf, g in self.leaves.values():
             if self.capture is not None and id(leaf) not in self.capture:
                 continue  # autograd.grad: other leaves are left alone, hooks included
@@ -90,9 +92,11 @@ class _Sink:
                 continue
             if not self.create_graph:
                 g = g.detach()
-                if id(g._data) in grad_arrays:
+                arr = g._data
+                # a view (of the caller's gradient, or transposed) becomes an array of its own
+                if id(arr) in owned or arr.base is not None or not arr.flags.c_contiguous:
                     g = g.clone()
-                grad_arrays.add(id(g._data))
+                owned.add(id(g._data))
             if g.dtype != leaf.dtype:
                 g = g.to(leaf.dtype)
             leaf.grad = g if leaf.grad is None else leaf.grad + g
@@ -114,7 +118,7 @@ def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=No
     Leaves' ``.grad`` is accumulated, unless ``inputs`` is given: then the gradients of
     those tensors are returned instead (``autograd.grad``) and no ``.grad`` changes.
     """
-    sink = _Sink(inputs, create_graph)
+    sink = _Sink(inputs, create_graph, grads)
     buffers = {}
     for t, g in zip(roots, grads):
         if t.grad_fn is None:
