@@ -1,0 +1,144 @@
+"""The caching allocator: one pool of raw blocks per device, whatever the raw allocator.
+
+The raw allocator is injected: ``raw_malloc(nbytes) -> raw``, ``raw_free(raw)`` (or None
+when dropping the raw object frees it) and the exception raised when memory runs out, so
+the pool logic is the same on every device and is tested on CPU with a fake one. Requests
+are rounded up to a size class; a freed block goes back to its class's free list and
+serves the next request of that class, so a training step that repeats the same shapes
+is served entirely from the cache.
+"""
+import threading
+
+MIN_BLOCK = 512           # bytes; also the rounding step below LARGE (CuPy's alignment)
+LARGE = 1 << 20           # from here on, 4 size classes per power of two (waste < 25%)
+
+
+def round_size(nbytes):
+    """The size class (bytes) a request of ``nbytes`` is served from."""
+    if nbytes <= MIN_BLOCK:
+        return MIN_BLOCK
+    step = MIN_BLOCK if nbytes < LARGE else 1 << (nbytes.bit_length() - 3)
+    return -(-nbytes // step) * step
+
+
+def format_bytes(n):
+    """``1536`` -> ``'1.50 KiB'``."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n} B" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+
+
+class OutOfMemoryError(MemoryError):
+    """A device ran out of memory even after gpuad's pool gave its cache back."""
+
+    def __init__(self, device, requested, allocated, cached):
+        self.device, self.requested = device, requested
+        self.allocated, self.cached = allocated, cached
+        super().__init__(
+            f"{device} out of memory: tried to allocate {format_bytes(requested)}; "
+            f"{format_bytes(allocated)} is in use by tensors and {format_bytes(cached)} "
+            "was cached by gpuad's pool (given back, then retried once). Free tensors you "
+            "no longer need (del them; keep loss.item() rather than the loss tensor), call "
+            "gpuad.memory.empty_cache(), use a smaller batch, or wrap parts of the model in "
+            "gpuad.checkpoint to trade compute for activation memory")
+
+
+class Block:
+    """A raw allocation of ``size`` bytes that the pool lends out and takes back."""
+
+    __slots__ = ("size", "raw")
+
+    def __init__(self, size, raw):
+        self.size, self.raw = size, raw
+
+
+class CachingAllocator:
+    """Lends blocks of rounded sizes and keeps freed ones for reuse.
+
+    >>> pool = CachingAllocator("cpu", bytearray)
+    >>> b = pool.malloc(1000); pool.free(b); pool.malloc(900) is b
+    True
+    """
+
+    def __init__(self, device, raw_malloc, raw_free=None, oom_error=MemoryError):
+        self.device = str(device)
+        self._raw_malloc, self._raw_free, self._oom_error = raw_malloc, raw_free, oom_error
+        #: False: every free goes straight back to the raw allocator (nothing is cached).
+        self.caching = True
+        self._free = {}   # size class -> blocks ready for reuse
+        # re-entrant: a block freed by a destructor that runs during malloc (GC) comes back
+        self._lock = threading.RLock()
+        self.allocated = self.cached = self.peak = 0
+        self.raw_alloc_calls = self.raw_free_calls = self.hits = self.misses = 0
+
+    def malloc(self, nbytes):
+        """A block of at least ``nbytes``: from the cache when one of its class is free,
+        else from the raw allocator (after giving the cache back once if memory is out)."""
+        if nbytes < 0:
+            raise ValueError(f"cannot allocate a negative number of bytes ({nbytes})")
+        size = round_size(nbytes)
+        with self._lock:
+            blocks = self._free.get(size)
+            if blocks:
+                block = blocks.pop()
+                self.cached -= size
+                self.hits += 1
+            else:
+                block = Block(size, self._raw(size, nbytes))
+                self.misses += 1
+            self.allocated += size
+            if self.allocated > self.peak:
+                self.peak = self.allocated
+            return block
+
+    def _raw(self, size, nbytes):
+        try:
+            raw = self._raw_malloc(size)
+        except self._oom_error:
+            cached = self.cached
+            self.empty_cache()
+            try:
+                raw = self._raw_malloc(size)
+            except self._oom_error:
+                raise OutOfMemoryError(self.device, nbytes, self.allocated, cached) from None
+        self.raw_alloc_calls += 1
+        return raw
+
+    def free(self, block):
+        """Take ``block`` back: cached for reuse (or released when caching is off)."""
+        with self._lock:
+            self.allocated -= block.size
+            if self.caching:
+                self._free.setdefault(block.size, []).append(block)
+                self.cached += block.size
+            else:
+                self._release(block)
+
+    def empty_cache(self):
+        """Give every cached block back to the raw allocator."""
+        with self._lock:
+            cached, self._free, self.cached = self._free, {}, 0
+            for blocks in cached.values():
+                for block in blocks:
+                    self._release(block)
+
+    def _release(self, block):
+        if self._raw_free is not None:
+            self._raw_free(block.raw)
+        block.raw = None
+        self.raw_free_calls += 1
+
+    def reset_peak(self):
+        """Start tracking the peak again from what is allocated now."""
+        self.peak = self.allocated
+
+    def stats(self):
+        """Counters and byte totals (see ``gpuad.memory.stats``)."""
+        with self._lock:
+            return {"allocated_bytes": self.allocated,
+                    "reserved_bytes": self.allocated + self.cached,
+                    "peak_allocated_bytes": self.peak,
+                    "raw_alloc_calls": self.raw_alloc_calls,
+                    "raw_free_calls": self.raw_free_calls,
+                    "pool_hits": self.hits, "pool_misses": self.misses}

@@ -1,0 +1,56 @@
+"""What the graph holds for backward: the arrays live nodes saved, and which are leaves'.
+
+Every recorded node that saved something, or is a view, is tracked through a weak
+reference (from ``Function.saved_observers``), so the tracking keeps nothing alive; a
+node's arrays stop counting once its backward has freed them or the node has died.
+"""
+import weakref
+
+import numpy as np
+
+from ..autograd import function
+
+_live = weakref.WeakSet()
+
+
+def _observe(node):
+    if node._saved or node.is_view:  # views: a saved weight.mT is the leaf weight's memory
+        _live.add(node)
+
+
+function.saved_observers.append(_observe)
+
+
+def array_key(arr):
+    """What identifies an array's memory: two views of the same bytes count once."""
+    ptr = arr.__array_interface__["data"][0] if isinstance(arr, np.ndarray) else arr.data.ptr
+    return ptr, arr.nbytes
+
+
+def saved_entries(node):
+    """``(array, is_leaf_tensor)`` for each array ``node`` holds for backward."""
+    entries = [e for e in node._saved or () if e is not None]
+    leaf = [e[0] == function._INPUT and e[1].grad_fn is None for e in entries]
+    return list(zip(node.saved_arrays(), leaf))
+
+
+def leaf_keys(node):
+    """Memory keys of the leaf tensors among ``node``'s graph inputs (a parameter seen
+    through a view, like ``weight.mT``, shares its key)."""
+    return {array_key(edge[0]._data) for edge in node.next_edges
+            if edge is not None and edge[1] is None}
+
+
+def saved_activation_bytes(device=None):
+    """Bytes of the distinct non-leaf arrays live nodes hold (on ``device``, or all)."""
+    nodes = [n for n in list(_live) if device is None or n.backend.device == device]
+    leaves, arrays = set(), {}
+    for node in nodes:
+        leaves |= leaf_keys(node)
+        for arr, is_leaf in saved_entries(node):
+            key = array_key(arr)
+            if is_leaf:
+                leaves.add(key)
+            else:
+                arrays[key] = arr.nbytes
+    return sum(n for key, n in arrays.items() if key not in leaves)
