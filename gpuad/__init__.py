@@ -24,6 +24,8 @@ from .ops.shape import cat, chunk, flatten, permute, reshape, split, squeeze, st
     transpose, unsqueeze
 from .random_state import initial_seed, manual_seed
 from . import optim, data  # noqa: F401, E402
+from . import memory  # noqa: F401, E402
+from .autograd.checkpoint import checkpoint
 from .serialization import save, load
 
 __version__ = "0.1.0"

@@ -1,8 +1,56 @@
 """What both backends share: the reference formulas of the fused ops, written once on xp.
 
 A backend overrides a method with a fused kernel (a Numba twin on CPU, CUDA C on GPU)
-where that pays; the formula here stays the specification the kernels are tested against.
+where that pays; the formula here stays the specification the kernels are tested against
+and the fallback for what a kernel does not take (other dtypes, non-contiguous arrays).
 """
+
+#: The activations of the fused kernels; the index is the code the kernels use.
+ACTIVATIONS = ("relu", "leaky_relu", "gelu", "tanh", "sigmoid")
+ACTIVATION_CODES = {name: i for i, name in enumerate(ACTIVATIONS)}
+
+_KERNEL_DTYPES = ("float32", "float64")
+_SQRT1_2 = 0.7071067811865476       # 1 / sqrt(2)
+_INV_SQRT_2PI = 0.3989422804014327  # 1 / sqrt(2 pi)
+
+
+def saves_output(activation, slope):
+    """True when the activation's backward needs only its output (else its input).
+
+    leaky_relu's output has its input's sign when ``slope >= 0``; gelu is not invertible."""
+    return activation != "gelu" and not (activation == "leaky_relu" and slope < 0)
+
+
+def fusable(*arrays):
+    """True when gpuad's kernels take these arrays as they are: non-empty, C-contiguous,
+    all float32 or all float64."""
+    dtype = arrays[0].dtype
+    return (dtype.name in _KERNEL_DTYPES and arrays[0].size > 0
+            and all(a.dtype == dtype and a.flags.c_contiguous for a in arrays))
+
+
+def bias_vector(xp, z, b):
+    """``b`` as the ``(C,)`` vector a bias kernel reads for ``z`` of shape ``(..., C)``:
+    zeros for None, None when ``b`` broadcasts some other way."""
+    c = z.shape[-1]
+    if b is None:
+        return xp.zeros(c, z.dtype)
+    if b.ndim <= z.ndim and b.size == c and b.shape[-1:] == (c,):
+        return b.reshape(c)
+    return None
+
+
+def adam_scalars(dtype, step, lr, beta1, beta2, eps, weight_decay, decoupled):
+    """The scalars of one Adam step in the parameter's dtype, as the update uses them:
+    ``beta1, 1 - beta1, beta2, 1 - beta2, sqrt(bias2), eps, lr / bias1, l2, decay``.
+
+    ``l2`` is added to the gradient (Adam's weight decay), ``decay`` scales p (AdamW's)."""
+    t = dtype.type
+    bias1, bias2 = 1 - beta1 ** step, 1 - beta2 ** step
+    l2 = weight_decay if weight_decay and not decoupled else 0
+    decay = 1 - lr * weight_decay if weight_decay and decoupled else 1
+    return (t(beta1), t(1 - beta1), t(beta2), t(1 - beta2), t(bias2 ** 0.5), t(eps),
+            t(lr / bias1), t(l2), t(decay))
 
 
 class Backend:
@@ -17,6 +65,58 @@ class Backend:
         e = xp.exp(-xp.abs(x))
         return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
+    # --- activations: bias + activation forward, activation backward ----------------------
+    def bias_act(self, z, b, activation, slope=0.01):
+        """``activation(z + b)`` for a matmul output ``z``, which it overwrites.
+
+        Returns ``(y, saved)``, ``saved`` being what ``act_backward`` takes: the output
+        itself, written over ``z``, when ``saves_output(activation, slope)``; else the
+        pre-activation ``z + b``, left in ``z`` (``y`` is then a new array).
+        """
+        if b is not None:
+            z += b
+        t, xp = z.dtype.type, self.xp
+        if activation == "relu":
+            y = xp.maximum(z, t(0), out=z)
+        elif activation == "tanh":
+            y = xp.tanh(z, out=z)
+        elif activation == "leaky_relu":
+            y = xp.where(z > 0, z, z * t(slope))
+        elif activation == "sigmoid":
+            y = self.sigmoid(z)
+        elif activation == "gelu":
+            y = z * (t(0.5) * (1 + self.erf(z * t(_SQRT1_2))))
+        else:
+            raise ValueError(_unknown(activation))
+        if not saves_output(activation, slope):
+            return y, z
+        if y is not z:
+            z[...] = y
+        return z, z
+
+    def act_backward(self, gy, saved, activation, slope=0.01):
+        """The gradient at the activation's input, from ``gy`` and what ``bias_act`` saved."""
+        xp, t, s = self.xp, saved.dtype.type, saved
+        if activation == "relu":
+            return gy * (s > 0)
+        if activation == "leaky_relu":
+            return xp.where(s > 0, gy, gy * t(slope))
+        if activation == "gelu":
+            cdf = t(0.5) * (1 + self.erf(s * t(_SQRT1_2)))
+            pdf = xp.exp(t(-0.5) * s * s) * t(_INV_SQRT_2PI)
+            return gy * (cdf + s * pdf)
+        if activation == "tanh":
+            return gy * (1 - s * s)
+        if activation == "sigmoid":
+            return gy * s * (1 - s)
+        raise ValueError(_unknown(activation))
+
+    def act_bias_backward(self, gy, saved, activation, slope=0.01):
+        """``act_backward`` and the bias gradient: its sum over all but the last axis."""
+        gz = self.act_backward(gy, saved, activation, slope)
+        return gz, gz.reshape(-1, gz.shape[-1]).sum(axis=0)
+
+    # --- losses --------------------------------------------------------------------------
     def cross_entropy_forward(self, x, t):
         """Per-row logsumexp of logits ``x`` (N, C) and the mean loss at targets ``t``."""
         xp = self.xp
@@ -33,6 +133,12 @@ class Backend:
         g *= scale
         return g
 
+    def mse_backward(self, x, t, scale):
+        """``2 * scale * (x - t)``: the gradient of ``scale * sum((x - t) ** 2)`` at ``x``."""
+        g = x - t
+        g *= 2 * scale
+        return g
+
     # --- optimizer updates (in place, one parameter at a time) -----------------------------
     def sgd_step(self, p, g, buf, lr, momentum, dampening, nesterov, weight_decay):
         """PyTorch's SGD update of array ``p``; ``buf`` is the momentum buffer or None."""
@@ -46,15 +152,21 @@ class Backend:
 
     def adam_step(self, p, g, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled):
         """PyTorch's Adam (``decoupled=False``) or AdamW update of ``p``, moments ``m``, ``v``."""
+        b1, b1c, b2, b2c, bias2_sqrt, eps, step_size, l2, decay = adam_scalars(
+            p.dtype, step, lr, beta1, beta2, eps, weight_decay, decoupled)
         if weight_decay:
             if decoupled:
-                p *= 1 - lr * weight_decay
+                p *= decay
             else:
-                g = g + weight_decay * p
-        m *= beta1
-        m += (1 - beta1) * g
-        v *= beta2
-        v += (1 - beta2) * g * g
-        bias1, bias2 = 1 - beta1 ** step, 1 - beta2 ** step
-        denom = self.xp.sqrt(v) / (bias2 ** 0.5) + eps
-        p -= (lr / bias1) * m / denom
+                g = g + l2 * p
+        m *= b1
+        m += b1c * g
+        v *= b2
+        v += b2c * g * g
+        denom = self.xp.sqrt(v) / bias2_sqrt + eps
+        p -= step_size * m / denom
+
+
+def _unknown(activation):
+    return (f"unknown activation {activation!r}; the fused kernels know "
+            f"{', '.join(ACTIVATIONS)}")

@@ -1,19 +1,34 @@
 """CPU backend: NumPy arrays, with Numba twins of the fused kernels."""
-import numpy as np
+import os
+
+# Numba's OpenMP workers spin after each parallel kernel by default, holding the cores that
+# OpenBLAS needs for the matmul right after (a 784-256-256-10 training step ran 8x slower on
+# 2 cores). Waiting passively hands the cores back. It must be set before Numba starts its
+# thread pool, and a value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
 
 from .. import random_state
 from .base import Backend
+from .cpu_kernels import CPUKernels
 
 
-class CPUBackend(Backend):
-    """Runs ops on NumPy arrays."""
+class CPUBackend(CPUKernels, Backend):
+    """Runs ops on NumPy arrays; fused ops by the Numba twins (``CPUKernels``)."""
 
     xp = np
     name = "cpu"
 
     def __init__(self, dev):
+        from ..memory.cpu_pool import CPUPool  # here: gpuad.memory imports the backends
         self.device = dev
         self.rng = np.random.default_rng(random_state.initial_seed())
+        self.pool = CPUPool(dev)
+
+    def empty(self, shape, dtype):
+        """An uninitialised array; large ones from the memory pool when it is on."""
+        return self.pool.empty(shape, dtype)
 
     # --- moving data -------------------------------------------------------------
     def is_array(self, obj):

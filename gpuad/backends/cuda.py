@@ -2,8 +2,11 @@
 
 Imported only when a cuda device is asked for, so CPU installs never need CuPy.
 """
+import math
+
 from .. import random_state
 from .base import Backend
+from .cuda_kernels import CUDAKernels
 
 
 def _import_cupy():
@@ -17,8 +20,8 @@ def _import_cupy():
     return cupy
 
 
-class CUDABackend(Backend):
-    """Runs ops on CuPy arrays on one GPU."""
+class CUDABackend(CUDAKernels, Backend):
+    """Runs ops on CuPy arrays on one GPU; fused ops by gpuad's kernels (``CUDAKernels``)."""
 
     name = "cuda"
 
@@ -35,8 +38,14 @@ class CUDABackend(Backend):
         self.device = dev
         self.xp = cupy
         self._cuda_device = cupy.cuda.Device(dev.index)
+        self.seed(random_state.initial_seed())
+        from ..memory import cuda_pool
+        self.pool = cuda_pool.install(dev.index)  # every CuPy array now comes from gpuad's pool
+
+    def empty(self, shape, dtype):
+        """An uninitialised array (from the memory pool, as every CuPy array)."""
         with self._cuda_device:
-            self.rng = cupy.random.RandomState(random_state.initial_seed())
+            return self.xp.empty(shape, dtype)
 
     # --- moving data -------------------------------------------------------------
     def is_array(self, obj):
@@ -53,23 +62,42 @@ class CUDABackend(Backend):
         self._cuda_device.synchronize()
 
     # --- random numbers ------------------------------------------------------------
+    # A counter-based (Philox) cuRAND generator, set to an explicit offset before each
+    # draw: its whole state is (seed, offset), which get/set_rng_state copy exactly.
     def seed(self, seed):
         with self._cuda_device:
-            self.rng = self.xp.random.RandomState(seed)
+            self.rng = self.xp.random.RandomState(
+                seed, method=self.xp.cuda.curand.CURAND_RNG_PSEUDO_PHILOX4_32_10)
+        self._seed, self._offset = seed, 0
 
     def get_rng_state(self):
-        return self.rng
+        """``(seed, offset)``: where the next draw starts."""
+        return self._seed, self._offset
 
     def set_rng_state(self, state):
-        self.rng = state
+        if not (isinstance(state, tuple) and len(state) == 2
+                and all(isinstance(v, int) and v >= 0 for v in state)):
+            raise TypeError("set_rng_state takes the (seed, offset) pair that "
+                            f"get_rng_state() returned on a cuda device, got {state!r}")
+        if state[0] != self._seed:
+            self.seed(state[0])
+        self._offset = state[1]
+
+    def _generator_for(self, shape):
+        n = math.prod(shape)
+        # absolute offset (cuRAND's API); skipping 4 per value, the most any draw takes
+        # (a double normal), keeps successive draws disjoint
+        self.xp.cuda.curand.setGeneratorOffset(self.rng._generator, self._offset)
+        self._offset += 4 * n
+        return self.rng
 
     def rand(self, shape, dtype):
         with self._cuda_device:
-            return self.rng.random_sample(shape, dtype=dtype)
+            return self._generator_for(shape).random_sample(shape, dtype=dtype)
 
     def randn(self, shape, dtype):
         with self._cuda_device:
-            return self.rng.standard_normal(shape, dtype=dtype)
+            return self._generator_for(shape).standard_normal(shape, dtype=dtype)
 
     # --- what CuPy does differently ------------------------------------------------
     def scatter_add(self, target, index, values):

@@ -4,6 +4,7 @@ Binary ops broadcast like NumPy and promote dtypes like PyTorch; their backward 
 each gradient back to its input's shape (``sum_to``).
 """
 from .. import dtypes
+from ..autograd import grad_mode
 from ..autograd.function import Function
 from ..errors import broadcast_shapes
 from ..tensor import Tensor
@@ -67,7 +68,7 @@ def clone(x):
 
 
 class FillLike(Function):
-    """A tensor like ``x`` filled with ``value``; x gets no gradient."""
+    """A tensor like ``x`` filled with ``value``; x gets a zero gradient, as in PyTorch."""
 
     def __init__(self, value):
         self.value = value
@@ -76,14 +77,14 @@ class FillLike(Function):
         return self.xp.full_like(x, self.value)
 
     def backward(self, gy):
-        return None
+        return self.zero_tangent(0)
 
     def jvp(self, t):
         return None
 
 
 class CopyFrom(Function):
-    """``x``'s shape and dtype holding ``src``'s values; the gradient goes to src only."""
+    """``x``'s shape and dtype holding ``src``'s values; x's gradient is zero."""
 
     def forward(self, x, src):
         self.src_shape, self.out_shape, self.out_dtype = src.shape, x.shape, x.dtype
@@ -92,7 +93,7 @@ class CopyFrom(Function):
         return out
 
     def backward(self, gy):
-        return None, sum_to(gy, self.src_shape)
+        return self.zero_tangent(0), sum_to(gy, self.src_shape)
 
     def jvp(self, tx, tsrc):
         return None if tsrc is None else expand(cast(tsrc, self.out_dtype), self.out_shape)
@@ -188,6 +189,8 @@ class PowScalar(Function):
         x, = self.saved_tensors
         if self.p == 2:
             return gy * (2 * x)
+        if self.p == 0:  # zero, also at x = 0 where x ** -1 is inf (as in PyTorch)
+            return gy * 0
         return gy * (self.p * x ** (self.p - 1))
 
     jvp = backward  # elementwise: the tangent is scaled like the gradient
@@ -204,13 +207,18 @@ class Pow(Function):
     def backward(self, gy):
         a, b, y = self.saved_tensors
         na, nb = self.needs_input_grad
-        return (sum_to(gy * b * a ** (b - 1), a.shape) if na else None,
+        return (sum_to(gy * _pow_slope(a, b), a.shape) if na else None,
                 sum_to(gy * y * log(where(a > 0, a, 1)), b.shape) if nb else None)
 
     def jvp(self, ta, tb):
         a, b, y = self.saved_tensors
-        return _tangent_sum(y.shape, None if ta is None else ta * b * a ** (b - 1),
+        return _tangent_sum(y.shape, None if ta is None else ta * _pow_slope(a, b),
                             None if tb is None else tb * y * log(where(a > 0, a, 1)))
+
+
+def _pow_slope(a, b):
+    """``b * a ** (b - 1)``, zero where ``b == 0`` (also at ``a == 0``, as in PyTorch)."""
+    return b * a ** where(b == 0, 1, b - 1)
 
 
 def add(a, b):
@@ -316,7 +324,10 @@ class Tanh(_Unary):
 
     def backward(self, gy):
         y, = self.saved_tensors
-        return gy * (1 - y * y)
+        if grad_mode.is_grad_enabled():  # create_graph: a differentiable backward
+            return gy * (1 - y * y)
+        return Tensor._make(self.backend.act_backward(gy._data, y._data, "tanh"),
+                            self.backend)
 
 
 class Sigmoid(_Unary):
@@ -327,7 +338,10 @@ class Sigmoid(_Unary):
 
     def backward(self, gy):
         y, = self.saved_tensors
-        return gy * y * (1 - y)
+        if grad_mode.is_grad_enabled():
+            return gy * y * (1 - y)
+        return Tensor._make(self.backend.act_backward(gy._data, y._data, "sigmoid"),
+                            self.backend)
 
 
 class Relu(_Unary):
@@ -338,7 +352,10 @@ class Relu(_Unary):
 
     def backward(self, gy):
         y, = self.saved_tensors
-        return gy * (y > 0)
+        if grad_mode.is_grad_enabled():
+            return gy * (y > 0)
+        return Tensor._make(self.backend.act_backward(gy._data, y._data, "relu"),
+                            self.backend)
 
 
 class LeakyRelu(_Unary):
@@ -346,12 +363,17 @@ class LeakyRelu(_Unary):
         self.slope = slope
 
     def forward(self, x):
-        self.save_for_backward(x)
-        return self.xp.where(x > 0, x, x * x.dtype.type(self.slope))
+        y = self.xp.where(x > 0, x, x * x.dtype.type(self.slope))
+        # with slope >= 0 the output has the input's sign: saving it is enough
+        self.save_for_backward(y if self.slope >= 0 else x)
+        return y
 
     def backward(self, gy):
-        x, = self.saved_tensors
-        return where(x > 0, gy, gy * self.slope)
+        s, = self.saved_tensors
+        if grad_mode.is_grad_enabled():
+            return where(s > 0, gy, gy * self.slope)
+        g = self.backend.act_backward(gy._data, s._data, "leaky_relu", self.slope)
+        return Tensor._make(g, self.backend)
 
 
 class Gelu(_Unary):
@@ -363,9 +385,12 @@ class Gelu(_Unary):
 
     def backward(self, gy):
         x, = self.saved_tensors
-        cdf = 0.5 * (1 + erf(x * 0.7071067811865476))
-        pdf = exp(-0.5 * x * x) * 0.3989422804014327
-        return gy * (cdf + x * pdf)
+        if grad_mode.is_grad_enabled():
+            cdf = 0.5 * (1 + erf(x * 0.7071067811865476))
+            pdf = exp(-0.5 * x * x) * 0.3989422804014327
+            return gy * (cdf + x * pdf)
+        return Tensor._make(self.backend.act_backward(gy._data, x._data, "gelu"),
+                            self.backend)
 
 
 class Erf(_Unary):

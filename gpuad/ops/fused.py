@@ -1,13 +1,22 @@
 """Fused layer ops: a Linear layer and its activation in one op.
 
-``linear_act(x, w, b, "relu")`` equals ``relu(x @ w.T + b)``; the CUDA/Numba kernels in
-``kernels/`` make it one elementwise pass forward and one backward.
+``linear_act(x, w, b, "relu")`` equals ``relu(x @ w.T + b)``: one matmul, then the
+backend's fused bias + activation written over the matmul's output; backward is one fused
+pass (activation and bias gradients) and the two matmuls.
 """
-from .elementwise import gelu, leaky_relu, relu, sigmoid, tanh
+from .. import dtypes
+from ..autograd import grad_mode
+from ..autograd.function import Function
+from ..backends.base import saves_output
+from ..tensor import Tensor
+from .elementwise import erf, exp, gelu, leaky_relu, relu, sigmoid, tanh, where
 from .linalg import matmul
+from .shape import expand, reshape
 
 ACTIVATIONS = {"relu": relu, "leaky_relu": leaky_relu, "gelu": gelu, "tanh": tanh,
                "sigmoid": sigmoid, None: None}
+#: leaky_relu's negative slope in ``linear_act`` (PyTorch's default).
+SLOPE = 0.01
 
 
 def linear(x, weight, bias=None):
@@ -17,9 +26,94 @@ def linear(x, weight, bias=None):
 
 
 def linear_act(x, weight, bias, activation):
-    """``activation(linear(x, weight, bias))`` for activation in ``ACTIVATIONS``."""
+    """``activation(linear(x, weight, bias))`` for activation in ``ACTIVATIONS``.
+
+    One fused op for a 2-D weight and a bias of shape (out,) or None, all of one floating
+    dtype; other operands take the composite ops (same result)."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"linear_act: unknown activation {activation!r}; expected one of "
                          f"{sorted(a for a in ACTIVATIONS if a)}")
-    y = linear(x, weight, bias)
-    return y if activation is None else ACTIVATIONS[activation](y)
+    if activation is None:
+        return linear(x, weight, bias)
+    if not _fusable(x, weight, bias):
+        return ACTIVATIONS[activation](linear(x, weight, bias))
+    op = LinearAct(activation)
+    return op.apply(x, weight) if bias is None else op.apply(x, weight, bias)
+
+
+def _fusable(x, w, b):
+    return (isinstance(x, Tensor) and isinstance(w, Tensor) and w.ndim == 2 and x.ndim >= 1
+            and x.shape[-1] == w.shape[1] and dtypes.is_floating(x.dtype)
+            and w.dtype == x.dtype
+            and (b is None or isinstance(b, Tensor) and b.shape == w.shape[:1]
+                 and b.dtype == x.dtype))
+
+
+class LinearAct(Function):
+    """``activation(x @ w.T + b)``, ``b`` optional.
+
+    Saves the activation's output (its input for gelu) and ``x`` / ``w`` only where the
+    other's gradient needs them. gelu also keeps ``x``, ``w`` and ``b``: a double backward
+    rebuilds its input from them, as its output does not give it back.
+    """
+
+    def __init__(self, activation):
+        self.activation = activation
+
+    def forward(self, x, w, b=None):
+        nx, nw = self.needs_input_grad[:2]
+        y, saved = self.backend.bias_act(self.xp.matmul(x, w.T), b, self.activation, SLOPE)
+        if saves_output(self.activation, SLOPE):
+            self.save_for_backward(x if nw else None, w if nx else None, None, saved)
+        else:
+            self.save_for_backward(x, w, b, saved)
+        return y
+
+    def backward(self, gy):
+        x, w, b, saved = self.saved_tensors
+        nx, nw, *nb = self.needs_input_grad
+        nb = bool(nb) and nb[0]
+        gb = None
+        if grad_mode.is_grad_enabled():  # create_graph: a backward built from Tensor ops
+            if not saves_output(self.activation, SLOPE):
+                saved = linear(x, w, b)  # the pre-activation, now in the graph
+            gz = _activation_grad(self.activation, gy, saved)
+            if nb:
+                gb = reshape(gz, (-1, gz.shape[-1])).sum(0)
+        elif nb:
+            gz, gb = self.backend.act_bias_backward(gy._data, saved._data, self.activation,
+                                                    SLOPE)
+            gz, gb = Tensor._make(gz, self.backend), Tensor._make(gb, self.backend)
+        else:
+            gz = Tensor._make(self.backend.act_backward(gy._data, saved._data,
+                                                        self.activation, SLOPE), self.backend)
+        gx = gz @ w if nx else None
+        gw = reshape(gz, (-1, gz.shape[-1])).mT @ reshape(x, (-1, x.shape[-1])) if nw else None
+        return (gx, gw) if len(self.needs_input_grad) == 2 else (gx, gw, gb)
+
+    def jvp(self, tx, tw, tb=None):
+        x, w, _, saved = self.saved_tensors
+        terms = [t for t in (None if tx is None else tx @ w.mT,
+                             None if tw is None else x @ tw.mT, tb) if t is not None]
+        tz = terms[0]
+        for t in terms[1:]:
+            tz = tz + t
+        if tz.shape != saved.shape:
+            tz = expand(tz, saved.shape)
+        return Tensor._make(self.backend.act_backward(tz._data, saved._data, self.activation,
+                                                      SLOPE), self.backend)
+
+
+def _activation_grad(activation, gy, s):
+    """The activation's gradient from Tensor ops (differentiable again), from its output,
+    or its input for gelu: the composite rules of the elementwise activation ops."""
+    if activation == "relu":
+        return gy * (s > 0)
+    if activation == "leaky_relu":
+        return where(s > 0, gy, gy * SLOPE)
+    if activation == "gelu":
+        cdf = 0.5 * (1 + erf(s * 0.7071067811865476))
+        return gy * (cdf + s * (exp(-0.5 * s * s) * 0.3989422804014327))
+    if activation == "tanh":
+        return gy * (1 - s * s)
+    return gy * s * (1 - s)
