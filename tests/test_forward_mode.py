@@ -64,3 +64,23 @@ def test_jvp_leaves_outputs_without_graph(device):
     out, tangent = jvp(lambda t: t.exp(), (x,), (gpuad.ones_like(x),))
     assert not out.requires_grad and not tangent.requires_grad
     np.testing.assert_allclose(tangent.numpy(), out.numpy())
+
+
+def test_forward_over_reverse_gives_hessian_vector_product(device):
+    """jvp of a gradient (fused backwards included) equals the hvp by reverse-over-reverse."""
+    x = gpuad.randn(4, 3, dtype=gpuad.float64, device=device)
+    v = gpuad.randn(4, 3, dtype=gpuad.float64, device=device)
+    w = gpuad.randn(2, 3, dtype=gpuad.float64, device=device)
+    t = gpuad.tensor([0, 1, 1, 0], device=device)
+
+    def f(z):
+        return gpuad.nn.functional.cross_entropy(gpuad.ops.fused.linear_act(z, w, None, "gelu"), t)
+
+    def gradient(z):  # z is jvp's dual tensor: made a leaf in place, it keeps its tangent
+        z.requires_grad_()
+        return grad(f(z), z)[0]
+
+    _, forward_over_reverse = jvp(gradient, (x,), (v,))
+    _, reverse_over_reverse = gpuad.autograd.hvp(f, x, v)
+    np.testing.assert_allclose(forward_over_reverse.numpy(), reverse_over_reverse.numpy(),
+                               rtol=1e-9, atol=1e-12)

@@ -3,7 +3,7 @@
 Edges are captured when an op runs: a node's ``next_edges[i]`` is ``(node, output_nr)``
 for a non-leaf input and ``(tensor, None)`` for a leaf, whose gradient is accumulated.
 """
-from . import anomaly, grad_mode
+from . import anomaly, forward_ad, grad_mode
 from .function import Function
 
 
@@ -129,7 +129,9 @@ def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=No
     root_nodes = list(buffers)
     deps = _dependencies(root_nodes)
     ready = [n for n in root_nodes if deps.get(n, 0) == 0]
-    with grad_mode.enable_grad() if create_graph else grad_mode.no_grad():
+    # under an open jvp the backward must be made of dual-aware ops, not fused kernels
+    composite = create_graph or forward_ad._level is not None
+    with grad_mode.enable_grad() if composite else grad_mode.no_grad():
         while ready:
             node = ready.pop()
             gys = buffers.pop(node, None)
