@@ -140,6 +140,18 @@ class Backend:
         return g
 
     # --- optimizer updates (in place, one parameter at a time) -----------------------------
+    def sgd_kernel_buffer(self, p, g, buf, momentum, takes):
+        """The buffer a fused SGD kernel reads (``p`` stands in without momentum), or None
+        where the formula below must run: a missing buffer with momentum (it raises),
+        mismatched shapes, or arrays the kernel does not ``takes``."""
+        if buf is None:
+            if momentum:
+                return None
+            buf = p
+        if g.shape != p.shape or buf.shape != p.shape or not takes(p, g, buf):
+            return None
+        return buf
+
     def sgd_step(self, p, g, buf, lr, momentum, dampening, nesterov, weight_decay):
         """PyTorch's SGD update of array ``p``; ``buf`` is the momentum buffer or None."""
         if weight_decay:

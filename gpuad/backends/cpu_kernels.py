@@ -90,16 +90,12 @@ class CPUKernels:
         return g
 
     def sgd_step(self, p, g, buf, lr, momentum, dampening, nesterov, weight_decay):
-        if buf is None:
-            if momentum:  # the reference raises the error
-                return super().sgd_step(p, g, buf, lr, momentum, dampening, nesterov,
-                                        weight_decay)
-            buf = p  # the twin reads no buffer without momentum; p keeps its signature
-        if g.shape != p.shape or buf.shape != p.shape or not _takes(p, g, buf):
+        kbuf = self.sgd_kernel_buffer(p, g, buf, momentum, _takes)
+        if kbuf is None:
             return super().sgd_step(p, g, buf, lr, momentum, dampening, nesterov,
                                     weight_decay)
         t = p.dtype.type
-        _twin("optim").sgd_step(p.reshape(-1), g.reshape(-1), buf.reshape(-1), t(lr),
+        _twin("optim").sgd_step(p.reshape(-1), g.reshape(-1), kbuf.reshape(-1), t(lr),
                                 t(momentum), t(1 - dampening), bool(nesterov), t(weight_decay))
 
     def adam_step(self, p, g, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled):

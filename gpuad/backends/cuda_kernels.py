@@ -150,17 +150,13 @@ class CUDAKernels:
             return g
 
     def sgd_step(self, p, g, buf, lr, momentum, dampening, nesterov, weight_decay):
-        if buf is None:
-            if momentum:  # the reference raises the error
-                return super().sgd_step(p, g, buf, lr, momentum, dampening, nesterov,
-                                        weight_decay)
-            buf = p  # the kernel reads no buffer without momentum
-        if g.shape != p.shape or buf.shape != p.shape or not fusable(p, g, buf):
+        kbuf = self.sgd_kernel_buffer(p, g, buf, momentum, fusable)
+        if kbuf is None:
             return super().sgd_step(p, g, buf, lr, momentum, dampening, nesterov,
                                     weight_decay)
         k, t = self.kernels, p.dtype.type
         k.launch("optim", "sgd_step", p.dtype, (k.blocks(p.size),), (THREADS,),
-                 (p, g, buf, np.int64(p.size), t(lr), t(momentum), t(1 - dampening),
+                 (p, g, kbuf, np.int64(p.size), t(lr), t(momentum), t(1 - dampening),
                   np.int32(bool(nesterov)), t(weight_decay)))
 
     def adam_step(self, p, g, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled):
