@@ -20,7 +20,7 @@ import tracemalloc
 import numpy as np
 
 import gpuad
-from common import machine_info, write_json
+from common import machine_info, time_runs, write_json
 from gpuad import nn
 from gpuad.backends import backend_for
 
@@ -69,17 +69,6 @@ def route_cpu_matmuls(on):
         backend.__dict__.pop("xp", None)  # back to the class's NumPy
 
 
-def time_steps(step, steps, sync=None):
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        step()
-        if sync:
-            sync()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return times
-
-
 def cpu(args):
     """Pool on/off, interleaved in rounds so both see the same machine load."""
     gpuad.memory.set_caching(True, "cpu")  # serves only what the routed matmuls ask for
@@ -99,7 +88,7 @@ def cpu(args):
         for mode in times:
             route_cpu_matmuls(mode == "on")
             before = gpuad.memory.stats("cpu")
-            times[mode] += time_steps(steps[mode], args.steps)
+            times[mode] += time_runs(steps[mode], args.steps)
             after = gpuad.memory.stats("cpu")
             stats[mode] = {k: stats.get(mode, {}).get(k, 0) + after[k] - before[k]
                            for k in ("raw_alloc_calls", "pool_hits")}
@@ -127,7 +116,7 @@ def cuda(args):
         sync()
         gpuad.memory.reset_peak_memory_stats("cuda")
         before = gpuad.memory.stats("cuda")
-        t = time_steps(step, args.steps * args.rounds, sync)
+        t = time_runs(step, args.steps * args.rounds, sync)
         after = gpuad.memory.stats("cuda")
         rows.append({"impl": f"gpuad, pool {mode}", "median_ms": statistics.median(t),
                      "min_ms": min(t), "peak_bytes": after["peak_allocated_bytes"],
@@ -168,7 +157,7 @@ def torch_cuda(args):
         step()
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
-    t = time_steps(step, args.steps * args.rounds, torch.cuda.synchronize)
+    t = time_runs(step, args.steps * args.rounds, torch.cuda.synchronize)
     return {"impl": "torch", "median_ms": statistics.median(t), "min_ms": min(t),
             "peak_bytes": torch.cuda.max_memory_allocated()}
 

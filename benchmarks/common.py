@@ -6,12 +6,8 @@ import statistics
 import time
 
 
-def measure(fn, steps=20, warmup=3, sync=None):
-    """Run ``fn`` ``warmup`` times, then time ``steps`` runs; returns stats in ms."""
-    for _ in range(warmup):
-        fn()
-    if sync:
-        sync()
+def time_runs(fn, steps, sync=None):
+    """Wall time in ms of each of ``steps`` runs of ``fn``, synchronised by ``sync``."""
     times = []
     for _ in range(steps):
         t0 = time.perf_counter()
@@ -19,6 +15,16 @@ def measure(fn, steps=20, warmup=3, sync=None):
         if sync:
             sync()
         times.append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def measure(fn, steps=20, warmup=3, sync=None):
+    """Run ``fn`` ``warmup`` times, then time ``steps`` runs; returns stats in ms."""
+    for _ in range(warmup):
+        fn()
+    if sync:
+        sync()
+    times = time_runs(fn, steps, sync)
     return {"median_ms": statistics.median(times), "min_ms": min(times),
             "max_ms": max(times), "steps": steps}
 
