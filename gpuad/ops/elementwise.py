@@ -555,11 +555,12 @@ def minimum(a, b):
 
 class Where(Function):
     def forward(self, cond, a, b):
-        self.cond, self.shapes = cond, (a.shape, b.shape)
+        self.shapes = a.shape, b.shape
+        self.save_for_backward(cond)
         return self.xp.where(cond, a, b)
 
     def backward(self, gy):
-        cond = Tensor._make(self.cond, self.backend)
+        cond, = self.saved_tensors
         zero = Tensor._make(self.xp.zeros((), gy.dtype), self.backend)
         _, na, nb = self.needs_input_grad
         return (None,
@@ -567,7 +568,7 @@ class Where(Function):
                 sum_to(where(cond, zero, gy), self.shapes[1]) if nb else None)
 
     def jvp(self, tc, ta, tb):
-        cond = Tensor._make(self.cond, self.backend)
+        cond, = self.saved_tensors
         ta = self.zero_tangent(1) if ta is None else ta
         tb = self.zero_tangent(2) if tb is None else tb
         return where(cond, ta, tb)

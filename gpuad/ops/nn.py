@@ -178,13 +178,13 @@ class Dropout(Function):
 
     def forward(self, x):
         keep = self.backend.rand(x.shape, x.dtype) >= x.dtype.type(self.p)
-        mask = keep * x.dtype.type(1.0 / (1.0 - self.p)) if self.p < 1 else keep.astype(x.dtype)
-        self.save_for_backward(mask)
-        return x * mask
+        self.scale = 1.0 / (1.0 - self.p) if self.p < 1 else 0.0
+        self.save_for_backward(keep)  # a bool mask: a quarter of a float32 one
+        return x * keep * x.dtype.type(self.scale)
 
     def backward(self, gy):
-        mask, = self.saved_tensors
-        return gy * mask
+        keep, = self.saved_tensors
+        return gy * keep * self.scale
 
     jvp = backward
 
