@@ -32,7 +32,7 @@ OPS = {
     "minimum": (gpuad.minimum, lambda a, b: (_max_share(b, a), 1 - _max_share(b, a))),
 }
 
-SETTINGS = settings(max_examples=25, deadline=None,
+SETTINGS = settings(max_examples=25, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
