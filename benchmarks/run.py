@@ -1,0 +1,220 @@
+"""The benchmark suite in one command: MLP steps side by side, per-op overhead, a chart.
+
+    python benchmarks/run.py [--device cpu,cuda] [--configs S,M,L] [--compare torch|none]
+                             [--optimizers sgd,adam] [--steps 20] [--out benchmarks/results]
+                             [--quick]
+
+For each device (cuda only when gpuad.cuda.is_available()) and optimizer it times
+bench_mlp's configs (L on cuda only) for gpuad, PyTorch and the NumPy floor (cpu, sgd), then
+bench_overhead's per-op table. The first step of each contender (Numba/NVRTC compilation,
+allocator warm-up) is timed on its own and never enters the step medians. Writes
+results.json, results.md and chart.png under <out>/<YYYY-MM-DD>-<machine>/ (a ``-quick``
+suffix for --quick, which is steps=5, configs S: a smoke run, not results to keep).
+"""
+import argparse
+import datetime
+import os
+import re
+import sys
+
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+import gpuad  # noqa: E402
+from bench_mlp import CONFIGS, gpuad_step, init, numpy_step, torch_step  # noqa: E402
+from bench_overhead import cases, torch_cases  # noqa: E402
+from common import machine_info, measure, per_call_us, time_runs, write_json  # noqa: E402
+
+CONTENDERS = ("gpuad", "torch", "numpy_floor")
+
+
+def plan(devices, configs, optimizers, compare):
+    """(config, device, optimizer, {contender: step builder}) for every MLP row to time."""
+    torch = _torch() if compare == "torch" else None
+    out = []
+    for device in devices:
+        for optimizer in optimizers:
+            for name in configs:
+                if name == "L" and device == "cpu":
+                    continue
+                b = {"gpuad": lambda a, d=device, o=optimizer: gpuad_step(*a, d, o)}
+                if torch and (device == "cpu" or torch.cuda.is_available()):
+                    b["torch"] = lambda a, d=device, o=optimizer: torch_step(*a, d, o)
+                if device == "cpu" and optimizer == "sgd":
+                    b["numpy_floor"] = lambda a: numpy_step(*a)
+                out.append((name, device, optimizer, b))
+    return out
+
+
+def time_row(name, device, optimizer, builders, steps, bar):
+    """One row: each contender's first step, then ``measure`` of the steps after it."""
+    sizes, batch = CONFIGS[name]
+    arrays = init(sizes, batch)
+    row = {"config": name, "sizes": sizes, "batch": batch, "device": device,
+           "optimizer": optimizer}
+    for who, build in builders.items():
+        bar.set_description(f"{name} {device} {optimizer} {who}")
+        sync = _sync(who, device)
+        step = build(arrays)
+        first = time_runs(step, 1, sync)[0]
+        row[who] = {**measure(step, steps, 3, sync), "first_call_ms": first}
+        bar.update()
+    return row
+
+
+def overhead(device, compare, bar):
+    """bench_overhead's cases: gpuad, the raw array call and (cpu) PyTorch, in us per call."""
+    torch_fns = torch_cases() if compare == "torch" and device == "cpu" else {}
+    rows = []
+    for op, fn, raw in cases(device):
+        bar.set_description(f"overhead {device} {op}")
+        rows.append({"op": op, "device": device, "gpuad_us": per_call_us(fn),
+                     "raw_us": per_call_us(raw) if raw else None,
+                     "torch_us": per_call_us(torch_fns[op]) if op in torch_fns else None})
+        bar.update()
+    return rows
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(os.cpu_count())
+    return torch
+
+
+def _sync(who, device):
+    if not device.startswith("cuda") or who == "numpy_floor":
+        return None
+    return _torch().cuda.synchronize if who == "torch" else gpuad.cuda.synchronize
+
+
+def _ms(stats):
+    return f"{stats['median_ms']:.2f} [{stats['min_ms']:.2f}-{stats['max_ms']:.2f}]"
+
+
+def _ratio(row, other):
+    return row["gpuad"]["median_ms"] / row[other]["median_ms"] if other in row else None
+
+
+def _fmt(v, spec):
+    return "-" if v is None else format(v, spec)
+
+
+def tables(rows, ops):
+    """The MLP and overhead tables as Markdown (what the terminal shows too)."""
+    mlp = ["| config | device | optimizer | gpuad ms median [min-max] | torch | numpy floor "
+           "| gpuad/torch | gpuad/floor | first step ms gpuad / torch / floor |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        cells = [_ms(r[c]) if c in r else "-" for c in CONTENDERS]
+        firsts = " / ".join(_fmt(r[c]["first_call_ms"] if c in r else None, ".1f")
+                            for c in CONTENDERS)
+        mlp.append(f"| {r['config']} | {r['device']} | {r['optimizer']} | "
+                   + " | ".join(cells)
+                   + f" | {_fmt(_ratio(r, 'torch'), '.2f')} "
+                     f"| {_fmt(_ratio(r, 'numpy_floor'), '.2f')} | {firsts} |")
+    ovh = ["| op (4x4 float32) | device | gpuad us | raw us | overhead us | torch us |",
+           "|---|---|---|---|---|---|"]
+    for o in ops:
+        extra = o["gpuad_us"] - o["raw_us"] if o["raw_us"] is not None else None
+        ovh.append(f"| {o['op']} | {o['device']} | {o['gpuad_us']:.2f} | "
+                   f"{_fmt(o['raw_us'], '.2f')} | {_fmt(extra, '.2f')} | "
+                   f"{_fmt(o['torch_us'], '.2f')} |")
+    return "\n".join(mlp), "\n".join(ovh)
+
+
+def chart(rows, title, path):
+    """Grouped bars (log scale) of step time per row, min-max whiskers, gpuad/torch above."""
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(rows) + 2), 4.5))
+    width = 0.27
+    for k, who in enumerate(CONTENDERS):
+        xs = [i + (k - 1) * width for i, r in enumerate(rows) if who in r]
+        st = [r[who] for r in rows if who in r]
+        if not xs:
+            continue
+        med = [s["median_ms"] for s in st]
+        err = [[m - s["min_ms"] for m, s in zip(med, st)],
+               [s["max_ms"] - m for m, s in zip(med, st)]]
+        ax.bar(xs, med, width, yerr=err, capsize=3, label=who.replace("_", " "))
+    for i, r in enumerate(rows):
+        ratio = _ratio(r, "torch")
+        if ratio is not None:
+            top = max(r[c]["max_ms"] for c in CONTENDERS if c in r)
+            ax.annotate(f"{ratio:.2f}x torch", (i, top * 1.15), ha="center", fontsize=9)
+    ax.set_yscale("log")
+    low = min(r[c]["min_ms"] for r in rows for c in CONTENDERS if c in r)
+    ax.set_ylim(low / 3, ax.get_ylim()[1] * 2)
+    ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.set_xlim(-0.6, len(rows) - 0.4)
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels([f"{r['config']}\n{r['device']} {r['optimizer']}" for r in rows])
+    ax.set_ylabel("training step, ms (median, min-max)")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def machine_slug(info, devices):
+    if "cuda" in devices and info.get("gpu"):
+        return re.sub(r"[^a-z0-9]+", "-", info["gpu"].lower()).strip("-")
+    return f"cpu-{info['cores']}core"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu,cuda")
+    p.add_argument("--configs", default="S,M,L")
+    p.add_argument("--compare", default="torch", choices=["torch", "none"])
+    p.add_argument("--optimizers", default="sgd,adam")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
+    p.add_argument("--quick", action="store_true", help="smoke run: steps=5, configs S")
+    args = p.parse_args()
+    if args.quick:
+        args.steps, args.configs = 5, "S"
+    devices = args.device.split(",")
+    if "cuda" in devices and not gpuad.cuda.is_available():
+        print("No CUDA device: GPU results are pending, cuda skipped.")
+        devices = [d for d in devices if d != "cuda"]
+        if not devices:
+            return
+
+    work = plan(devices, args.configs.split(","), args.optimizers.split(","), args.compare)
+    n_ops = len(cases(devices[0]))
+    with tqdm(total=sum(len(b) for *_, b in work) + n_ops * len(devices), unit="run") as bar:
+        rows = [time_row(*w, args.steps, bar) for w in work]
+        ops = [o for d in devices for o in overhead(d, args.compare, bar)]
+
+    info = machine_info()
+    today = datetime.date.today().isoformat()
+    slug = machine_slug(info, devices)
+    mlp, ovh = tables(rows, ops)
+    print(f"\n{mlp}\n\n{ovh}")
+
+    folder = os.path.join(args.out, f"{today}-{slug}" + ("-quick" if args.quick else ""))
+    write_json(os.path.join(folder, "results.json"),
+               {"machine": info, "date": today, "steps": args.steps, "rows": rows,
+                "overhead": ops})
+    described = info.get("gpu") if "cuda" in devices else f"{info['cpu']}, {info['cores']} cores"
+    with open(os.path.join(folder, "results.md"), "w") as f:
+        f.write(f"# gpuad benchmarks, {today}, {described}\n\n"
+                f"`python benchmarks/run.py {' '.join(sys.argv[1:])}`; {args.steps} timed "
+                "steps after the first step and 3 warm-up steps. Ratios below 1 mean gpuad "
+                f"is faster.\n\n## MLP training step\n\n{mlp}\n\n"
+                f"## Per-op overhead\n\n{ovh}\n")
+    chart(rows, f"MLP step, {described}, {today}", os.path.join(folder, "chart.png"))
+    print(f"\nWrote {folder}/results.json, results.md, chart.png")
+
+
+if __name__ == "__main__":
+    main()
