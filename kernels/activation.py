@@ -29,7 +29,10 @@ def _forward(h, act, slope):
     if act == GELU:
         return h * (t(0.5) * (t(1) + math.erf(h * t(_SQRT1_2))))
     if act == TANH:
-        return math.tanh(h)
+        # not math.tanh: its vectorised float32 form came back wrong from Numba's cache
+        m = math.expm1(t(-2) * abs(h))
+        y = -m / (t(2) + m)
+        return y if h >= 0 else -y
     e = math.exp(-abs(h))
     return t(1) / (t(1) + e) if h >= 0 else e / (t(1) + e)
 
