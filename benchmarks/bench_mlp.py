@@ -1,4 +1,5 @@
-"""MLP training step: gpuad against PyTorch and a hand-written NumPy floor (no autograd).
+"""MLP training step: gpuad (eager and ``gpuad.compile``d) against PyTorch (eager and, on
+CUDA, captured with torch.cuda.graphs) and a hand-written NumPy/CuPy floor (no autograd).
 
     python benchmarks/bench_mlp.py [--device cpu] [--configs S,M] [--optimizer sgd|adam]
                                    [--steps 20] [--json PATH]
@@ -29,7 +30,7 @@ def init(sizes, batch, seed=0):
     return ws, bs, x, y
 
 
-def gpuad_step(ws, bs, x, y, device, optimizer):
+def gpuad_step(ws, bs, x, y, device, optimizer, compiled=False):
     layers = []
     for w, b in zip(ws, bs):
         lin = gpuad.nn.Linear(w.shape[1], w.shape[0])
@@ -42,15 +43,18 @@ def gpuad_step(ws, bs, x, y, device, optimizer):
     xt, yt = gpuad.tensor(x, device=device), gpuad.tensor(y, device=device)
     loss_fn = gpuad.nn.CrossEntropyLoss()
 
-    def step():
+    def step(xt, yt):
         opt.zero_grad()
         loss = loss_fn(model(xt), yt)
         loss.backward()
         opt.step()
-    return step
+        return loss.detach()
+    if compiled:
+        step = gpuad.compile(step)
+    return lambda: step(xt, yt)
 
 
-def torch_step(ws, bs, x, y, device, optimizer):
+def torch_step(ws, bs, x, y, device, optimizer, graphed=False):
     import torch
     layers = []
     for w, b in zip(ws, bs):
@@ -61,7 +65,7 @@ def torch_step(ws, bs, x, y, device, optimizer):
         layers += [lin, torch.nn.ReLU()]
     model = torch.nn.Sequential(*layers[:-1]).to(device)
     opt = (torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9) if optimizer == "sgd"
-           else torch.optim.Adam(model.parameters(), lr=1e-3))
+           else torch.optim.Adam(model.parameters(), lr=1e-3, capturable=graphed))
     xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
     loss_fn = torch.nn.CrossEntropyLoss()
 
@@ -70,14 +74,34 @@ def torch_step(ws, bs, x, y, device, optimizer):
         loss = loss_fn(model(xt), yt)
         loss.backward()
         opt.step()
-    return step
+        return loss.detach()
+    if not graphed:
+        return step
+    # PyTorch's whole-step capture (torch.cuda.graphs): warm up on a side stream, capture
+    # once, then each call is one replay
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    opt.zero_grad(set_to_none=True)
+    with torch.cuda.graph(graph):
+        loss = loss_fn(model(xt), yt)
+        loss.backward()
+        opt.step()
+    return graph.replay
 
 
-def numpy_step(ws, bs, x, y):
-    """The floor: forward, backward and SGD momentum written by hand in NumPy."""
-    ws, bs = [w.copy() for w in ws], [b.copy() for b in bs]
-    vel = [np.zeros_like(p) for p in ws + bs]
+def floor_step(ws, bs, x, y, xp=np):
+    """The floor: forward, backward and SGD momentum written by hand in NumPy (or CuPy,
+    ``xp``)."""
+    ws, bs = [xp.array(w) for w in ws], [xp.array(b) for b in bs]
+    x, y = xp.asarray(x), xp.asarray(y)
+    vel = [xp.zeros_like(p) for p in ws + bs]
     n = x.shape[0]
+    rows = xp.arange(n)
 
     def step():
         hs = [x]
@@ -85,13 +109,13 @@ def numpy_step(ws, bs, x, y):
             z = hs[-1] @ w.T
             z += b
             if k < len(ws) - 1:
-                np.maximum(z, 0, out=z)
+                xp.maximum(z, 0, out=z)
             hs.append(z)
         logits = hs[-1]
         m = logits.max(axis=1, keepdims=True)
-        e = np.exp(logits - m)
+        e = xp.exp(logits - m)
         g = e / e.sum(axis=1, keepdims=True)
-        g[np.arange(n), y] -= 1
+        g[rows, y] -= 1
         g /= n
         grads_w, grads_b = [None] * len(ws), [None] * len(ws)
         for k in range(len(ws) - 1, -1, -1):
@@ -122,12 +146,20 @@ def run(configs, device, optimizer, steps):
         ws, bs, x, y = init(sizes, batch)
         row = {"config": name, "sizes": sizes, "batch": batch, "device": device,
                "optimizer": optimizer,
-               "gpuad": measure(gpuad_step(ws, bs, x, y, device, optimizer), steps, 3, sync)}
+               "gpuad": measure(gpuad_step(ws, bs, x, y, device, optimizer), steps, 3, sync),
+               # warm-up 3: two recorded calls, then one replay before timing
+               "gpuad_compiled": measure(gpuad_step(ws, bs, x, y, device, optimizer, True),
+                                         steps, 3, sync)}
+        cuda = device.startswith("cuda")
         if torch is not None:
-            tsync = torch.cuda.synchronize if device.startswith("cuda") else None
+            tsync = torch.cuda.synchronize if cuda else None
             row["torch"] = measure(torch_step(ws, bs, x, y, device, optimizer), steps, 3, tsync)
-        if device == "cpu" and optimizer == "sgd":
-            row["numpy_floor"] = measure(numpy_step(ws, bs, x, y), steps, 3)
+            if cuda:
+                row["torch_graphs"] = measure(torch_step(ws, bs, x, y, device, optimizer, True),
+                                              steps, 3, tsync)
+        if optimizer == "sgd":
+            xp = gpuad.backends.backend_for(gpuad.device(device)).xp  # NumPy or CuPy
+            row["floor"] = measure(floor_step(ws, bs, x, y, xp), steps, 3, sync)
         rows.append(row)
         _print(row)
     return rows
@@ -136,10 +168,13 @@ def run(configs, device, optimizer, steps):
 def _print(row):
     g = row["gpuad"]["median_ms"]
     parts = [f"{row['config']} {row['device']} {row['optimizer']}: gpuad {g:8.2f} ms"]
-    for other in ("torch", "numpy_floor"):
+    c = row["gpuad_compiled"]["median_ms"]
+    parts.append(f"compiled {c:8.2f} ms")
+    for other in ("torch", "torch_graphs", "floor"):
         if other in row:
             o = row[other]["median_ms"]
-            parts.append(f"{other} {o:8.2f} ms (gpuad/{other} {g / o:.2f}x)")
+            parts.append(f"{other} {o:8.2f} ms (gpuad/{other} {g / o:.2f}x, "
+                         f"compiled {c / o:.2f}x)")
     print("  |  ".join(parts))
 
 

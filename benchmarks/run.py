@@ -5,8 +5,9 @@
                              [--quick]
 
 For each device (cuda only when gpuad.cuda.is_available()) and optimizer it times
-bench_mlp's configs (L on cuda only) for gpuad, PyTorch and the NumPy floor (cpu, sgd), then
-bench_overhead's per-op table. The first step of each contender (Numba/NVRTC compilation,
+bench_mlp's configs (L on cuda only) for gpuad eager and compiled, PyTorch eager (and
+captured in CUDA graphs, on cuda) and the NumPy/CuPy floor (sgd), then bench_overhead's
+per-op table. The first step of each contender (Numba/NVRTC compilation,
 allocator warm-up) is timed on its own and never enters the step medians. Writes
 results.json, results.md and chart.png under <out>/<YYYY-MM-DD>-<machine>/ (a ``-quick``
 suffix for --quick, which is steps=5, configs S: a smoke run, not results to keep).
@@ -24,11 +25,11 @@ from matplotlib import ticker  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import gpuad  # noqa: E402
-from bench_mlp import CONFIGS, gpuad_step, init, numpy_step, torch_step  # noqa: E402
+from bench_mlp import CONFIGS, floor_step, gpuad_step, init, torch_step  # noqa: E402
 from bench_overhead import cases, torch_cases  # noqa: E402
 from common import machine_info, measure, per_call_us, time_runs, write_json  # noqa: E402
 
-CONTENDERS = ("gpuad", "torch", "numpy_floor")
+CONTENDERS = ("gpuad", "gpuad_compiled", "torch", "torch_graphs", "floor")
 
 
 def plan(devices, configs, optimizers, compare):
@@ -40,11 +41,17 @@ def plan(devices, configs, optimizers, compare):
             for name in configs:
                 if name == "L" and device == "cpu":
                     continue
-                b = {"gpuad": lambda a, d=device, o=optimizer: gpuad_step(*a, d, o)}
+                b = {"gpuad": lambda a, d=device, o=optimizer: gpuad_step(*a, d, o),
+                     "gpuad_compiled":
+                         lambda a, d=device, o=optimizer: gpuad_step(*a, d, o, True)}
                 if torch and (device == "cpu" or torch.cuda.is_available()):
                     b["torch"] = lambda a, d=device, o=optimizer: torch_step(*a, d, o)
-                if device == "cpu" and optimizer == "sgd":
-                    b["numpy_floor"] = lambda a: numpy_step(*a)
+                    if device != "cpu":
+                        b["torch_graphs"] = \
+                            lambda a, d=device, o=optimizer: torch_step(*a, d, o, True)
+                if optimizer == "sgd":
+                    xp = gpuad.backends.backend_for(gpuad.device(device)).xp
+                    b["floor"] = lambda a, xp=xp: floor_step(*a, xp)
                 out.append((name, device, optimizer, b))
     return out
 
@@ -88,17 +95,19 @@ def _torch():
 
 
 def _sync(who, device):
-    if not device.startswith("cuda") or who == "numpy_floor":
+    if not device.startswith("cuda"):
         return None
-    return _torch().cuda.synchronize if who == "torch" else gpuad.cuda.synchronize
+    return _torch().cuda.synchronize if who.startswith("torch") else gpuad.cuda.synchronize
 
 
 def _ms(stats):
     return f"{stats['median_ms']:.2f} [{stats['min_ms']:.2f}-{stats['max_ms']:.2f}]"
 
 
-def _ratio(row, other):
-    return row["gpuad"]["median_ms"] / row[other]["median_ms"] if other in row else None
+def _ratio(row, other, who="gpuad"):
+    if other not in row or who not in row:
+        return None
+    return row[who]["median_ms"] / row[other]["median_ms"]
 
 
 def _fmt(v, spec):
@@ -107,17 +116,21 @@ def _fmt(v, spec):
 
 def tables(rows, ops):
     """The MLP and overhead tables as Markdown (what the terminal shows too)."""
-    mlp = ["| config | device | optimizer | gpuad ms median [min-max] | torch | numpy floor "
-           "| gpuad/torch | gpuad/floor | first step ms gpuad / torch / floor |",
-           "|---|---|---|---|---|---|---|---|---|"]
+    mlp = ["| config | device | optimizer | gpuad ms median [min-max] | gpuad compiled "
+           "| torch | torch graphs | floor (NumPy/CuPy) | gpuad/torch | compiled/torch "
+           "| compiled/torch graphs | gpuad/floor | compiled/floor "
+           "| first step ms (gpuad / compiled / torch / graphs / floor) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         cells = [_ms(r[c]) if c in r else "-" for c in CONTENDERS]
+        ratios = [_ratio(r, "torch"), _ratio(r, "torch", "gpuad_compiled"),
+                  _ratio(r, "torch_graphs", "gpuad_compiled"), _ratio(r, "floor"),
+                  _ratio(r, "floor", "gpuad_compiled")]
         firsts = " / ".join(_fmt(r[c]["first_call_ms"] if c in r else None, ".1f")
                             for c in CONTENDERS)
         mlp.append(f"| {r['config']} | {r['device']} | {r['optimizer']} | "
-                   + " | ".join(cells)
-                   + f" | {_fmt(_ratio(r, 'torch'), '.2f')} "
-                     f"| {_fmt(_ratio(r, 'numpy_floor'), '.2f')} | {firsts} |")
+                   + " | ".join(cells + [_fmt(v, ".2f") for v in ratios])
+                   + f" | {firsts} |")
     ovh = ["| op (4x4 float32) | device | gpuad us | raw us | overhead us | torch us |",
            "|---|---|---|---|---|---|"]
     for o in ops:
@@ -131,9 +144,9 @@ def tables(rows, ops):
 def chart(rows, title, path):
     """Grouped bars (log scale) of step time per row, min-max whiskers, gpuad/torch above."""
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(rows) + 2), 4.5))
-    width = 0.27
+    width = 0.16
     for k, who in enumerate(CONTENDERS):
-        xs = [i + (k - 1) * width for i, r in enumerate(rows) if who in r]
+        xs = [i + (k - 2) * width for i, r in enumerate(rows) if who in r]
         st = [r[who] for r in rows if who in r]
         if not xs:
             continue
@@ -142,10 +155,11 @@ def chart(rows, title, path):
                [s["max_ms"] - m for m, s in zip(med, st)]]
         ax.bar(xs, med, width, yerr=err, capsize=3, label=who.replace("_", " "))
     for i, r in enumerate(rows):
-        ratio = _ratio(r, "torch")
+        ratio, compiled = _ratio(r, "torch"), _ratio(r, "torch", "gpuad_compiled")
         if ratio is not None:
             top = max(r[c]["max_ms"] for c in CONTENDERS if c in r)
-            ax.annotate(f"{ratio:.2f}x torch", (i, top * 1.15), ha="center", fontsize=9)
+            ax.annotate(f"{ratio:.2f}x / {compiled:.2f}x torch\n(eager / compiled)",
+                        (i, top * 1.15), ha="center", fontsize=8)
     ax.set_yscale("log")
     low = min(r[c]["min_ms"] for r in rows for c in CONTENDERS if c in r)
     ax.set_ylim(low / 3, ax.get_ylim()[1] * 2)

@@ -30,6 +30,8 @@ def parse_args(argv=None):
     p.add_argument("--optimizer", default="adam", choices=sorted(DEFAULT_LR))
     p.add_argument("--hidden", default="256,256", help="hidden layer widths, e.g. 256,256")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
+                   help="replay the training step with gpuad.compile (--no-compile: eager)")
     p.add_argument("--data", default=None,
                    help="an MNIST .npz (x_train, y_train, x_test, y_test); default: the "
                         "digits bundled with scikit-learn")
@@ -103,16 +105,22 @@ def train(args):
     print(f"device {device}: {len(train_x)} train / {len(test_x)} test samples, "
           f"{train_x.shape[1]} features, {classes} classes\n{model}")
 
+    def train_step(x, y):
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+    if args.compile:  # record the step twice, then replay it without autograd bookkeeping
+        train_step = gpuad.compile(train_step)
+
     history = {"loss": [], "accuracy": []}
     train_seconds, samples = 0.0, 0
     for epoch in range(1, args.epochs + 1):
         start, total, seen = time.perf_counter(), 0.0, 0
         bar = tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", unit="batch", leave=False)
         for step, (x, y) in enumerate(bar):
-            loss = loss_fn(model(x), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            loss = train_step(x, y)
             total += loss.item() * len(x)  # .item() also waits for the GPU: fair timing
             seen += len(x)
             if step % 10 == 0:

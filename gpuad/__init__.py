@@ -26,6 +26,7 @@ from .random_state import initial_seed, manual_seed
 from . import optim, data  # noqa: F401, E402
 from . import memory  # noqa: F401, E402
 from .autograd.checkpoint import checkpoint
+from .capture import compile  # noqa: A004
 from .serialization import save, load
 
 __version__ = "0.1.0"

@@ -56,6 +56,7 @@ def is_floating(dtype):
 
 
 _CATEGORY = {"b": 0, "i": 1, "u": 1, "f": 2}
+_PYTHON_CATEGORY = {bool: 0, int: 1, float: 2}
 
 
 def _category(dtype):
@@ -84,9 +85,10 @@ def result_type(*operands):
         t, v = operands
         if not hasattr(t, "ndim"):
             t, v = v, t
-        if hasattr(t, "ndim") and not hasattr(v, "ndim") and \
-                _scalar_category(v) <= _category(t.dtype):
-            return t.dtype
+        cat = _PYTHON_CATEGORY.get(type(v))
+        if cat is not None and hasattr(t, "ndim"):
+            dtype = t.dtype
+            return dtype if cat <= _CATEGORY[dtype.kind] else (bool_, int64, _default_float)[cat]
     groups = ([], [], [])
     for op in operands:
         if hasattr(op, "dtype") and hasattr(op, "ndim"):

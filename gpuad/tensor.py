@@ -5,6 +5,7 @@ method below calls an op from ``gpuad.ops``, which runs on that array through th
 device's backend.
 """
 from . import dtypes
+from . import tracing
 from .backends import backend_for
 from .device import device as _device
 from .formatting import tensor_repr
@@ -21,7 +22,7 @@ class Tensor:
     (tensor(4.), tensor(-4.))
     """
 
-    __slots__ = ("_data", "_backend", "_requires_grad", "grad", "grad_fn", "_output_nr",
+    __slots__ = ("_data", "_backend", "_requires_grad", "_grad", "grad_fn", "_output_nr",
                  "_version_counter", "_retains_grad", "_hooks", "__weakref__")
     __array_priority__ = 1000  # numpy_array * tensor calls Tensor.__rmul__
 
@@ -35,7 +36,7 @@ class Tensor:
         self._data = arr
         self._backend = backend
         self._requires_grad = grad_fn is not None
-        self.grad = None
+        self._grad = None
         self.grad_fn = grad_fn
         self._output_nr = output_nr
         self._version_counter = version
@@ -44,9 +45,16 @@ class Tensor:
 
     @classmethod
     def _make(cls, arr, backend, grad_fn=None, output_nr=0, version=None, requires_grad=False):
-        t = object.__new__(cls)
-        t._init(arr, backend, grad_fn, output_nr, [0] if version is None else version)
+        t = object.__new__(cls)  # _init's work inlined: this runs for every op's output
+        t._data = arr
+        t._backend = backend
         t._requires_grad = requires_grad
+        t._grad = None
+        t.grad_fn = grad_fn
+        t._output_nr = output_nr
+        t._version_counter = [0] if version is None else version
+        t._retains_grad = False
+        t._hooks = None
         return t
 
     # --- what a tensor is --------------------------------------------------------------
@@ -108,6 +116,17 @@ class Tensor:
         return self._version_counter[0]
 
     @property
+    def grad(self):
+        """The gradient accumulated by ``backward()`` (None until one reaches this tensor)."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, g):
+        if tracing.tape is not None:
+            tracing.grad_set(self, g)
+        self._grad = g
+
+    @property
     def requires_grad(self):
         return self._requires_grad
 
@@ -128,6 +147,7 @@ class Tensor:
         return self
 
     def __repr__(self):
+        tracing.host_read(self, "printing it")
         return tensor_repr(self)
 
     # --- autograd ------------------------------------------------------------------------
@@ -137,8 +157,7 @@ class Tensor:
         ``gradient`` is required unless the tensor holds one element. The graph is freed
         afterwards unless ``retain_graph=True``.
         """
-        from .autograd.api import backward
-        backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
+        _api.backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
 
     def detach(self):
         """A tensor sharing this one's data, outside the graph."""
@@ -180,6 +199,7 @@ class Tensor:
         if self._data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, this one has shape "
                              f"{self.shape}; index it or reduce it first")
+        tracing.host_read(self, "item()")
         return self._backend.to_host(self._data).reshape(()).item()
 
     def numpy(self):
@@ -188,9 +208,11 @@ class Tensor:
         if self._requires_grad and grad_mode.is_grad_enabled():
             raise RuntimeError("numpy() on a tensor that requires grad; "
                                "call .detach().numpy() instead")
+        tracing.host_read(self, "numpy()")
         return self._backend.to_host(self._data)
 
     def tolist(self):
+        tracing.host_read(self, "tolist()")
         return self._backend.to_host(self._data).tolist()
 
     def __float__(self):
@@ -214,6 +236,7 @@ class Tensor:
         return id(self)
 
     def __array__(self, dtype=None, copy=None):
+        tracing.host_read(self, "numpy.asarray(tensor)")
         arr = self._backend.to_host(self._data)
         return arr if dtype is None else arr.astype(dtype)
 
@@ -563,3 +586,4 @@ class Tensor:
 
 
 from . import ops as _ops  # noqa: E402  (ops import Tensor: import them after it exists)
+from .autograd import api as _api  # noqa: E402  (api imports Tensor too)

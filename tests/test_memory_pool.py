@@ -64,6 +64,34 @@ def test_freed_block_is_reused_for_its_size_class():
     assert (s["pool_hits"], s["pool_misses"], s["raw_alloc_calls"]) == (1, 2, 2)
 
 
+def test_private_section_keeps_its_blocks_until_closed():
+    """What a CUDA graph captured uses is reused inside its capture only, and joins the
+    shared pool when the graph goes."""
+    from gpuad.memory.pool import PrivatePool
+    pool, raw = make_pool()
+    shared = pool.malloc(1000)
+    pool.free(shared)
+    private = PrivatePool()
+    with pool.private(private):
+        a = pool.malloc(1000)            # not the shared cached block
+        assert a is not shared and a.owner is private
+        pool.free(a)
+        b = pool.malloc(1000)            # reused inside the section
+        assert b is a
+        pool.free(b)
+        with pytest.raises(RuntimeError, match="already open"):
+            with pool.private(PrivatePool()):
+                pass
+    c = pool.malloc(1000)                # outside: the shared block, never the private one
+    assert c is shared
+    pool.free(c)
+    assert pool.malloc(1000) is shared and pool.stats()["reserved_bytes"] == 2048
+    pool.close(private)
+    d = pool.malloc(1000)                # closed: its block serves everyone
+    assert d is a and d.owner is None and raw.mallocs == [1024, 1024]
+    assert pool.stats()["allocated_bytes"] == 2048
+
+
 def test_stats_and_peak():
     pool, raw = make_pool()
     a, b = pool.malloc(1 << 20), pool.malloc(2 << 20)

@@ -1,5 +1,6 @@
 """``backward`` and ``grad``: the user's entry points to the engine."""
 from .. import dtypes
+from ..tensor import Tensor
 from .engine import run_backward
 
 
@@ -8,7 +9,6 @@ def _as_list(x):
 
 
 def _initial_grads(outputs, grad_outputs):
-    from ..tensor import Tensor
     grads = []
     for i, (out, g) in enumerate(zip(outputs, grad_outputs)):
         if not out.requires_grad:

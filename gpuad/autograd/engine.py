@@ -3,6 +3,7 @@
 Edges are captured when an op runs: a node's ``next_edges[i]`` is ``(node, output_nr)``
 for a non-leaf input and ``(tensor, None)`` for a leaf, whose gradient is accumulated.
 """
+from ..tensor import Tensor
 from . import anomaly, forward_ad, grad_mode
 from .function import Function
 
@@ -29,7 +30,6 @@ def _add(a, b):
 
 
 def _zeros(node, i):
-    from ..tensor import Tensor
     shape, dtype = node._output_meta[i]
     return Tensor._make(node.backend.xp.zeros(shape, dtype), node.backend)
 
@@ -93,8 +93,10 @@ class _Sink:
             if not self.create_graph:
                 g = g.detach()
                 arr = g._data
-                # a view (of the caller's gradient, or transposed) becomes an array of its own
-                if id(arr) in owned or arr.base is not None or not arr.flags.c_contiguous:
+                # a view (of the caller's gradient, or transposed) becomes an array of its
+                # own; an array whose base is no array (a Numba kernel's result) is no view
+                if id(arr) in owned or g._backend.is_array(arr.base) or \
+                        not arr.flags.c_contiguous:
                     g = g.clone()
                 owned.add(id(g._data))
             if g.dtype != leaf.dtype:
@@ -157,7 +159,9 @@ def _run_node(node, gys, sink, buffers, deps, ready):
             "backward() (or autograd.grad) if you need to backward twice")
     if node.is_view:
         node.check_view_unchanged()
-    gys = [g if g is not None else _zeros(node, i) for i, g in enumerate(gys)]
+    for i, g in enumerate(gys):
+        if g is None:
+            gys[i] = _zeros(node, i)
     if node._hooks or node._retained or sink.capture is not None:
         gys = sink.node_outputs(node, gys)
     if anomaly._enabled:
@@ -178,10 +182,10 @@ def _run_node(node, gys, sink, buffers, deps, ready):
                 _arrive(edge[0], deps, ready)
             continue
         shape, dtype = node._input_meta[i]
-        if gx.shape != shape:
+        if gx._data.shape != shape:
             raise RuntimeError(f"{node.name}.backward returned a gradient of shape "
                                f"{gx.shape} for input {i} of shape {shape}")
-        if gx.dtype != dtype:
+        if gx._data.dtype != dtype:
             gx = gx.to(dtype)
         target, nr = edge
         if isinstance(target, Function):

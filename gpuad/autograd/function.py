@@ -13,6 +13,7 @@ The engine never needs to know about an op: adding one touches nothing else.
 """
 from ..errors import check_same_device
 from ..tensor import Tensor
+from .. import tracing
 from . import anomaly, forward_ad, grad_mode
 
 _INPUT, _OUTPUT, _CONSTANT = 0, 1, 2
@@ -42,6 +43,8 @@ class Function:
     is_view = False
     #: The backend of the outputs, when it is not the inputs' (moves between devices).
     target_backend = None
+    #: True for ops whose forward draws random numbers (a CUDA graph would freeze them).
+    draws_random = False
 
     _to_save = ()      # what forward asked to save, until apply packs it
     _retained = None   # output_nr -> weakref of a tensor that called retain_grad()
@@ -72,7 +75,7 @@ class Function:
             raise RuntimeError(
                 f"{self.name}: its saved tensors were freed by an earlier backward; "
                 "pass retain_graph=True to the first backward() to backward twice")
-        return tuple(self._unpack(entry) for entry in self._saved)
+        return tuple(map(self._unpack, self._saved))
 
     @property
     def name(self):
@@ -81,22 +84,25 @@ class Function:
     # --- running the op ------------------------------------------------------------
     def apply(self, *inputs):
         """Run forward on Tensors and, when grad is on, record this node in the graph."""
+        # loops rather than comprehensions: on Python 3.11 each comprehension is a call
         backend = inputs[0]._backend
+        arrays, needs = [], []
         for t in inputs:
             if t._backend is not backend:
                 check_same_device(inputs, self.name)  # raises, naming both devices
+            arrays.append(t._data)
+            needs.append(t._requires_grad)
         self.backend = backend
         self.xp = backend.xp
-        needs = tuple([t._requires_grad for t in inputs])
         record = grad_mode._enabled and self.differentiable and True in needs
         dual = forward_ad._level is not None
         self._recording = record or dual
         if dual:  # forward mode needs the saved values whatever requires grad
-            self.needs_input_grad = tuple([r or t._data.dtype.kind == "f"
-                                           for r, t in zip(needs, inputs)])
+            self.needs_input_grad = tuple([r or a.dtype.kind == "f"
+                                           for r, a in zip(needs, arrays)])
         else:
-            self.needs_input_grad = needs if record else (False,) * len(inputs)
-        raw = self.forward(*[t._data for t in inputs])
+            self.needs_input_grad = tuple(needs) if record else (False,) * len(inputs)
+        raw = self.forward(*arrays)
         single = not isinstance(raw, tuple)
         outs = (raw,) if single else raw
         if anomaly._enabled:
@@ -105,9 +111,15 @@ class Function:
             anomaly.check(self, outs, "forward")
         version = inputs[0]._version_counter if self.is_view else None
         backend = self.target_backend or backend
-        if not all(map(backend.is_array, outs)):  # NumPy gives scalars for 0-d results
-            outs = self._as_arrays(outs, backend)
+        for a in outs:
+            if type(a) is not backend.xp.ndarray:  # NumPy gives scalars for 0-d results
+                outs = self._as_arrays(outs, backend)
+                break
+        if tracing.tape is not None:
+            tracing.tape.on_apply(self, inputs, outs, raw)
         if not record:
+            if single and not dual:
+                return Tensor._make(outs[0], backend, None, 0, version)
             results = tuple([Tensor._make(a, backend, None, 0, version) for a in outs])
             if dual:
                 self._input_meta = tuple([(t._data.shape, t._data.dtype) for t in inputs])
@@ -115,21 +127,40 @@ class Function:
                                      for a in self._to_save])
                 forward_ad.apply_rule(self, inputs, results)
             return results[0] if single else results
-        self.next_edges = tuple([t._edge() if t._requires_grad else None for t in inputs])
-        self._input_meta = tuple([(t._data.shape, t._data.dtype) for t in inputs])
-        self._output_meta = tuple([(a.shape, a.dtype) for a in outs])
+        edges, in_meta = [], []
+        for t in inputs:
+            edges.append(t._edge() if t._requires_grad else None)
+            in_meta.append((t._data.shape, t._data.dtype))
+        self.next_edges = tuple(edges)
+        self._input_meta = tuple(in_meta)
         if version is not None:  # a view: backward checks that what it viewed is unchanged
             self._viewed = (version, version[0])
-        results = tuple([Tensor._make(a, backend, self, i, version, a.dtype.kind == "f")
-                         for i, a in enumerate(outs)])
-        self._saved = tuple([self._pack(a, inputs, outs, results) for a in self._to_save])
-        self._to_save = ()  # packed: only _saved holds them now, so _release() frees them
+        out_meta, results = [], []
+        for i, a in enumerate(outs):
+            out_meta.append((a.shape, a.dtype))
+            results.append(Tensor._make(a, backend, self, i, version, a.dtype.kind == "f"))
+        self._output_meta = tuple(out_meta)
+        results = tuple(results)
+        if self._to_save:
+            self._saved = tuple([self._pack(a, inputs, outs, results) for a in self._to_save])
+            self._to_save = ()  # packed: only _saved holds them now, so _release() frees them
+        else:
+            self._saved = ()
         if saved_observers:
             for observer in saved_observers:
                 observer(self)
         if dual:
             forward_ad.apply_rule(self, inputs, results)
         return results[0] if single else results
+
+    def call_kernel(self, kernel, *args):
+        """``kernel(*args)`` with Tensors passed as their arrays, its array results as
+        Tensors: how a backward calls a fused backend kernel (``gpuad.compile`` records
+        it, where a raw call would be invisible to a replay)."""
+        out = tracing.kernel(kernel, *[a._data if isinstance(a, Tensor) else a for a in args])
+        if isinstance(out, tuple):
+            return tuple([Tensor._make(a, self.backend) for a in out])
+        return Tensor._make(out, self.backend)
 
     def _as_arrays(self, outs, backend):
         """``outs`` with scalars made 0-d arrays, and what forward saved following them."""

@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 
 from .. import random_state
 from .base import Backend
-from .cpu_kernels import CPUKernels
+from .cpu_kernels import CPUKernels, _twin
 
 
 class CPUBackend(CPUKernels, Backend):
@@ -68,5 +68,4 @@ class CPUBackend(CPUKernels, Backend):
         np.add.at(target, index, values)
 
     def erf(self, x):
-        from ..kernels_loader import load
-        return load("special").erf(x)
+        return _twin("special").erf(x)

@@ -7,6 +7,7 @@ are rounded up to a size class; a freed block goes back to its class's free list
 serves the next request of that class, so a training step that repeats the same shapes
 is served entirely from the cache.
 """
+import contextlib
 import threading
 
 MIN_BLOCK = 512           # bytes; also the rounding step below LARGE (CuPy's alignment)
@@ -45,12 +46,23 @@ class OutOfMemoryError(MemoryError):
 
 
 class Block:
-    """A raw allocation of ``size`` bytes that the pool lends out and takes back."""
+    """A raw allocation of ``size`` bytes that the pool lends out and takes back;
+    ``owner`` is the private pool it belongs to (None: the shared one)."""
 
-    __slots__ = ("size", "raw")
+    __slots__ = ("size", "raw", "owner")
 
-    def __init__(self, size, raw):
-        self.size, self.raw = size, raw
+    def __init__(self, size, raw, owner=None):
+        self.size, self.raw, self.owner = size, raw, owner
+
+
+class PrivatePool:
+    """Blocks lent while a CUDA graph was captured. The graph keeps using their addresses
+    at every replay, so once freed they serve only later requests made inside the same
+    private section, never the rest of the program, until ``CachingAllocator.close``."""
+
+    def __init__(self):
+        self.free = {}   # size class -> blocks ready for reuse inside the section
+        self.closed = False
 
 
 class CachingAllocator:
@@ -67,6 +79,7 @@ class CachingAllocator:
         #: False: every free goes straight back to the raw allocator (nothing is cached).
         self.caching = True
         self._free = {}   # size class -> blocks ready for reuse
+        self._private = None  # the PrivatePool that serves requests now, if any
         # re-entrant: a block freed by a destructor that runs during malloc (GC) comes back
         self._lock = threading.RLock()
         self.allocated = self.cached = self.peak = 0
@@ -79,13 +92,14 @@ class CachingAllocator:
             raise ValueError(f"cannot allocate a negative number of bytes ({nbytes})")
         size = round_size(nbytes)
         with self._lock:
-            blocks = self._free.get(size)
+            private = self._private
+            blocks = (self._free if private is None else private.free).get(size)
             if blocks:
                 block = blocks.pop()
                 self.cached -= size
                 self.hits += 1
             else:
-                block = Block(size, self._raw(size, nbytes))
+                block = Block(size, self._raw(size, nbytes), private)
                 self.misses += 1
             self.allocated += size
             if self.allocated > self.peak:
@@ -109,11 +123,43 @@ class CachingAllocator:
         """Take ``block`` back: cached for reuse (or released when caching is off)."""
         with self._lock:
             self.allocated -= block.size
-            if self.caching:
+            owner = block.owner
+            if owner is not None and not owner.closed:
+                owner.free.setdefault(block.size, []).append(block)
+                self.cached += block.size
+            elif self.caching:
                 self._free.setdefault(block.size, []).append(block)
                 self.cached += block.size
             else:
                 self._release(block)
+
+    @contextlib.contextmanager
+    def private(self, pool):
+        """Serve every request in this block from (and return every block it lends to)
+        the PrivatePool ``pool``: what a CUDA graph captured here uses stays its own."""
+        with self._lock:
+            if self._private is not None:
+                raise RuntimeError("a private section of the pool is already open")
+            self._private = pool
+        try:
+            yield pool
+        finally:
+            self._private = None
+
+    def close(self, pool):
+        """The graph that used ``pool`` is gone: its blocks join the shared pool."""
+        with self._lock:
+            pool.closed = True
+            free, pool.free = pool.free, {}
+            for size, blocks in free.items():
+                for block in blocks:
+                    block.owner = None
+                if self.caching:
+                    self._free.setdefault(size, []).extend(blocks)
+                else:
+                    self.cached -= size * len(blocks)
+                    for block in blocks:
+                        self._release(block)
 
     def empty_cache(self):
         """Give every cached block back to the raw allocator."""

@@ -3,6 +3,7 @@ state dicts, forward hooks, repr), shaped like ``torch.nn.Module``."""
 from collections import OrderedDict, namedtuple
 
 from ..autograd import grad_mode
+from .. import tracing
 from ..autograd.hooks import RemovableHandle
 from ..tensor import Tensor
 from .parameter import Parameter, zero_grads
@@ -135,6 +136,7 @@ class Module:
         """Evaluation mode: ``train(False)``."""
         return self.train(False)
 
+    @tracing.replayable
     def zero_grad(self, set_to_none=True):
         """Reset the gradients of every parameter (to None by default)."""
         zero_grads(self.parameters(), set_to_none)

@@ -1,4 +1,5 @@
 """``Parameter``: a tensor that a ``Module`` registers as learnable."""
+from .. import tracing
 from ..tensor import Tensor
 
 
@@ -25,6 +26,7 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+@tracing.replayable
 def zero_grads(params, set_to_none=True):
     """Reset ``.grad`` of ``params``: to None, or to zeros kept outside any graph."""
     for p in params:

@@ -14,21 +14,19 @@ from .shape import expand, sum_to
 def as_operands(a, b, op, broadcast=True):
     """Both operands as Tensors of one dtype on one device (Python numbers become 0-d),
     checked to broadcast against each other unless ``broadcast=False``."""
-    if isinstance(a, Tensor) and isinstance(b, Tensor) and a._data.dtype == b._data.dtype:
-        if broadcast and a._data.shape != b._data.shape:
-            broadcast_shapes(a._data.shape, b._data.shape, op)
-        return a, b
-    dtype = dtypes.result_type(a, b)
-    like = a if isinstance(a, Tensor) else b
-    a, b = _as_tensor(a, like, dtype), _as_tensor(b, like, dtype)
-    if broadcast:
-        broadcast_shapes(a._data.shape, b._data.shape, op)
+    if not (isinstance(a, Tensor) and isinstance(b, Tensor) and a._data.dtype == b._data.dtype):
+        dtype = dtypes.result_type(a, b)
+        like = a if isinstance(a, Tensor) else b
+        a, b = _as_tensor(a, like, dtype), _as_tensor(b, like, dtype)
+    sa, sb = a._data.shape, b._data.shape
+    if broadcast and sa != sb and sa and sb:  # a 0-d operand broadcasts to any shape
+        broadcast_shapes(sa, sb, op)
     return a, b
 
 
 def _as_tensor(x, like, dtype):
     if isinstance(x, Tensor):
-        return x if x.dtype == dtype else cast(x, dtype)
+        return x if x._data.dtype == dtype else cast(x, dtype)
     backend = like._backend
     return Tensor._make(backend.xp.asarray(x, dtype=dtype), backend)
 
@@ -326,8 +324,7 @@ class Tanh(_Unary):
         y, = self.saved_tensors
         if grad_mode.is_grad_enabled():  # create_graph: a differentiable backward
             return gy * (1 - y * y)
-        return Tensor._make(self.backend.act_backward(gy._data, y._data, "tanh"),
-                            self.backend)
+        return self.call_kernel(self.backend.act_backward, gy, y, "tanh")
 
 
 class Sigmoid(_Unary):
@@ -340,8 +337,7 @@ class Sigmoid(_Unary):
         y, = self.saved_tensors
         if grad_mode.is_grad_enabled():
             return gy * y * (1 - y)
-        return Tensor._make(self.backend.act_backward(gy._data, y._data, "sigmoid"),
-                            self.backend)
+        return self.call_kernel(self.backend.act_backward, gy, y, "sigmoid")
 
 
 class Relu(_Unary):
@@ -354,8 +350,7 @@ class Relu(_Unary):
         y, = self.saved_tensors
         if grad_mode.is_grad_enabled():
             return gy * (y > 0)
-        return Tensor._make(self.backend.act_backward(gy._data, y._data, "relu"),
-                            self.backend)
+        return self.call_kernel(self.backend.act_backward, gy, y, "relu")
 
 
 class LeakyRelu(_Unary):
@@ -372,8 +367,7 @@ class LeakyRelu(_Unary):
         s, = self.saved_tensors
         if grad_mode.is_grad_enabled():
             return where(s > 0, gy, gy * self.slope)
-        g = self.backend.act_backward(gy._data, s._data, "leaky_relu", self.slope)
-        return Tensor._make(g, self.backend)
+        return self.call_kernel(self.backend.act_backward, gy, s, "leaky_relu", self.slope)
 
 
 class Gelu(_Unary):
@@ -389,8 +383,7 @@ class Gelu(_Unary):
             cdf = 0.5 * (1 + erf(x * 0.7071067811865476))
             pdf = exp(-0.5 * x * x) * 0.3989422804014327
             return gy * (cdf + x * pdf)
-        return Tensor._make(self.backend.act_backward(gy._data, x._data, "gelu"),
-                            self.backend)
+        return self.call_kernel(self.backend.act_backward, gy, x, "gelu")
 
 
 class Erf(_Unary):

@@ -81,12 +81,10 @@ class LinearAct(Function):
             if nb:
                 gb = reshape(gz, (-1, gz.shape[-1])).sum(0)
         elif nb:
-            gz, gb = self.backend.act_bias_backward(gy._data, saved._data, self.activation,
-                                                    SLOPE)
-            gz, gb = Tensor._make(gz, self.backend), Tensor._make(gb, self.backend)
+            gz, gb = self.call_kernel(self.backend.act_bias_backward, gy, saved,
+                                      self.activation, SLOPE)
         else:
-            gz = Tensor._make(self.backend.act_backward(gy._data, saved._data,
-                                                        self.activation, SLOPE), self.backend)
+            gz = self.call_kernel(self.backend.act_backward, gy, saved, self.activation, SLOPE)
         gx = gz @ w if nx else None
         gw = reshape(gz, (-1, gz.shape[-1])).mT @ reshape(x, (-1, x.shape[-1])) if nw else None
         return (gx, gw) if len(self.needs_input_grad) == 2 else (gx, gw, gb)

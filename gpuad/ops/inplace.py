@@ -8,7 +8,7 @@ Leaves that require grad can only be changed under ``no_grad()``, as in PyTorch.
 not tracked: a view made in the graph cannot be changed in place there, and a view whose
 tensor was changed in place after it was taken refuses to backward.
 """
-from .. import dtypes
+from .. import dtypes, tracing
 from ..autograd import grad_mode
 from ..errors import broadcast_shapes
 from ..tensor import Tensor
@@ -54,7 +54,7 @@ def _apply(x, op_name, out_of_place, other=None, ufunc=None):
             raise RuntimeError(f"{op_name}: the tensor is on {x.device} but the other operand "
                                f"is on {other.device}; move it with .to('{x.device}')")
         _check_castable(x, dtypes.result_type(x, other), op_name)
-        getattr(x._backend.xp, ufunc)(x._data, y, out=x._data, casting="unsafe")
+        tracing.kernel(_ufunc_into, getattr(x._backend.xp, ufunc), x._data, y)
         x._version_counter[0] += 1
     else:
         with grad_mode.no_grad():
@@ -72,8 +72,25 @@ def _check_castable(x, dtype, op_name):
 
 def _write(x, arr, op_name):
     _check_castable(x, arr.dtype, op_name)
-    x._backend.xp.copyto(x._data, arr, casting="unsafe")
+    tracing.kernel(_copy_into, x._backend.xp.copyto, x._data, arr)
     x._version_counter[0] += 1
+
+
+# the raw writes, as functions of their arrays: gpuad.compile replays them
+def _ufunc_into(ufunc, x, y):
+    ufunc(x, y, out=x, casting="unsafe")
+
+
+def _copy_into(copyto, dst, src):
+    copyto(dst, src, casting="unsafe")
+
+
+def _fill(x, value):
+    x.fill(value)
+
+
+def _set_index(x, index, value):
+    x[index] = value
 
 
 def add_(x, other, alpha=1):
@@ -103,7 +120,7 @@ def fill_(x, value):
         return copy_(x, value.reshape(()))
     if _in_graph(x):
         return _apply(x, "fill_", lambda t: ew.FillLike(value).apply(t))
-    x._data.fill(value)
+    tracing.kernel(_fill, x._data, value)
     x._version_counter[0] += 1
     return x
 
@@ -129,5 +146,5 @@ def setitem(x, index, value):
         if value.device != x.device:
             raise RuntimeError(f"x[i] = v: x is on {x.device} but v is on {value.device}")
         value = value._data
-    x._data[idx] = value
+    tracing.kernel(_set_index, x._data, idx, value)
     x._version_counter[0] += 1

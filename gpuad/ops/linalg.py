@@ -40,21 +40,22 @@ class MatMul(Function):
 def matmul(a, b):
     """Matrix product with NumPy's rules for 1-D and batched operands."""
     a, b = as_operands(a, b, "matmul", broadcast=False)
-    if a.ndim == 0 or b.ndim == 0:
-        raise ValueError(f"matmul: both operands need at least 1 dim, got shapes {a.shape} "
-                         f"and {b.shape}; use * for scalars")
-    k_a = a.shape[-1]
-    k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    sa, sb = a._data.shape, b._data.shape
+    if not sa or not sb:
+        raise ValueError(f"matmul: both operands need at least 1 dim, got shapes {sa} "
+                         f"and {sb}; use * for scalars")
+    k_a = sa[-1]
+    k_b = sb[0] if len(sb) == 1 else sb[-2]
     if k_a != k_b:
-        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not fit: the last dim "
+        raise ValueError(f"matmul: shapes {sa} and {sb} do not fit: the last dim "
                          f"of the first ({k_a}) must equal the "
-                         f"{'only' if b.ndim == 1 else 'second-to-last'} dim of the second "
+                         f"{'only' if len(sb) == 1 else 'second-to-last'} dim of the second "
                          f"({k_b})")
-    if a.ndim > 2 and b.ndim > 2:
+    if len(sa) > 2 and len(sb) > 2:
         try:
-            broadcast_shapes(a.shape[:-2], b.shape[:-2])
+            broadcast_shapes(sa[:-2], sb[:-2])
         except ValueError:
-            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not fit: their batch "
-                             f"dims {a.shape[:-2]} and {b.shape[:-2]} cannot be broadcast "
+            raise ValueError(f"matmul: shapes {sa} and {sb} do not fit: their batch "
+                             f"dims {sa[:-2]} and {sb[:-2]} cannot be broadcast "
                              "(aligned from the right, each must be equal or 1)") from None
     return MatMul().apply(a, b)

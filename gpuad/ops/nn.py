@@ -79,10 +79,9 @@ class CrossEntropy(Function):
         x, lse, t = self.saved_tensors
         n = x.shape[0]
         if grad_mode.is_grad_enabled():  # create_graph: a backward that is differentiable
-            onehot = Tensor._make(self.xp.arange(x.shape[1]) == t._data[:, None], self.backend)
-            return (softmax(x, 1) - onehot) * (gy / n), None
-        gx = self.backend.cross_entropy_backward(x._data, lse._data, t._data, gy._data / n)
-        return Tensor._make(gx, self.backend), None
+            classes = Tensor._make(self.xp.arange(x.shape[1]), self.backend)
+            return (softmax(x, 1) - (classes == t.reshape(-1, 1))) * (gy / n), None
+        return self.call_kernel(self.backend.cross_entropy_backward, x, lse, t, gy / n), None
 
     def jvp(self, tx, tt):
         x, lse, t = self.saved_tensors
@@ -142,8 +141,8 @@ class MSELoss(Function):
         if grad_mode.is_grad_enabled():  # create_graph: a differentiable backward
             gx = (x - t) * (2 * (gy / x.numel() if self.mean else gy))
         else:
-            scale = gy._data / x.numel() if self.mean else gy._data
-            gx = Tensor._make(self.backend.mse_backward(x._data, t._data, scale), self.backend)
+            scale = gy / x.numel() if self.mean else gy
+            gx = self.call_kernel(self.backend.mse_backward, x, t, scale)
         return gx if nx else None, -gx if nt else None
 
     def jvp(self, tx, tt):
@@ -173,6 +172,8 @@ def mse_loss(input, target, reduction="mean"):
 
 
 class Dropout(Function):
+    draws_random = True
+
     def __init__(self, p):
         self.p = p
 

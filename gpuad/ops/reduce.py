@@ -33,7 +33,9 @@ def _kept_shape(shape, dims):
 
 def _spread(gy, in_shape, dims):
     """The gradient of a reduction, broadcast back over the reduced dims."""
-    return expand(reshape(gy, _kept_shape(in_shape, dims)), in_shape)
+    if gy.ndim:  # a 0-d gradient (of a full reduction) broadcasts as it is
+        gy = reshape(gy, _kept_shape(in_shape, dims))
+    return expand(gy, in_shape)
 
 
 class Sum(Function):
@@ -42,7 +44,7 @@ class Sum(Function):
 
     def forward(self, x):
         self.in_shape = x.shape
-        return self.xp.sum(x, axis=self.dims, keepdims=self.keepdim, dtype=self.dtype)
+        return x.sum(axis=self.dims, keepdims=self.keepdim, dtype=self.dtype)
 
     def backward(self, gy):
         return _spread(gy, self.in_shape, self.dims)

@@ -22,7 +22,7 @@ def _shape_arg(shape):
     """Accept ``f(2, 3)`` and ``f((2, 3))`` alike."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
-    return tuple(int(s) for s in shape)
+    return tuple(map(int, shape))
 
 
 class Reshape(Function):
@@ -44,16 +44,20 @@ class Reshape(Function):
 
 def reshape(x, shape):
     shape = _shape_arg(shape)
-    if shape == x.shape:
+    if shape == x._data.shape:
         return x
-    known = 1
+    known, numel = 1, x._data.size
     for s in shape:
         known *= s if s != -1 else 1
-    if shape.count(-1) > 1 or (-1 not in shape and known != x.numel()) or \
-            (-1 in shape and (known == 0 or x.numel() % known)):
-        raise ValueError(f"reshape: cannot view shape {x.shape} ({x.numel()} elements) as "
-                         f"{shape}; the sizes must multiply to {x.numel()} (one -1 may stand "
+    if shape.count(-1) > 1 or (-1 not in shape and known != numel) or \
+            (-1 in shape and (known == 0 or numel % known)):
+        raise ValueError(f"reshape: cannot view shape {x.shape} ({numel} elements) as "
+                         f"{shape}; the sizes must multiply to {numel} (one -1 may stand "
                          "for the rest)")
+    if -1 in shape:  # resolved, so that (-1, n) on an (m, n) tensor is no op either
+        shape = tuple(numel // known if s == -1 else s for s in shape)
+        if shape == x._data.shape:
+            return x
     return Reshape(shape).apply(x)
 
 
@@ -88,12 +92,15 @@ def permute(x, dims):
 
 
 def transpose(x, dim0, dim1):
-    if x.ndim < 2 and dim0 in (0, -1) and dim1 in (0, -1):
+    ndim = x._data.ndim
+    if ndim < 2 and dim0 in (0, -1) and dim1 in (0, -1):
         return x
-    dims = list(range(x.ndim))
-    a, b = _dim(dim0, x.ndim, "transpose"), _dim(dim1, x.ndim, "transpose")
+    a, b = _dim(dim0, ndim, "transpose"), _dim(dim1, ndim, "transpose")
+    if a == b:
+        return x
+    dims = list(range(ndim))
     dims[a], dims[b] = dims[b], dims[a]
-    return permute(x, tuple(dims))
+    return Permute(tuple(dims)).apply(x)  # a swap of two dims: permute's checks hold
 
 
 class Expand(Function):
@@ -116,18 +123,22 @@ class Expand(Function):
 def expand(x, shape):
     """Broadcast ``x`` to ``shape`` without copying; ``-1`` keeps a dimension."""
     shape = _shape_arg(shape)
-    lead = len(shape) - x.ndim
+    in_shape = x._data.shape
+    if shape == in_shape:
+        return x
+    lead = len(shape) - len(in_shape)
     if lead < 0:
         raise ValueError(f"expand: shape {shape} has fewer dims than the tensor's {x.shape}")
     if -1 in shape[:lead]:
         raise ValueError(f"expand: -1 in {shape} stands for a new leading dim of the tensor's "
                          f"{x.shape}; -1 can only keep an existing dim, give the new size")
-    full = tuple(x.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(shape))
-    for i, s in enumerate(x.shape):
+    full = shape if -1 not in shape else tuple(
+        in_shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(shape))
+    for i, s in enumerate(in_shape):
         if s != 1 and s != full[i + lead]:
             raise ValueError(f"expand: cannot expand shape {x.shape} to {shape}: only "
                              "dimensions of size 1 can be expanded")
-    if full == x.shape:
+    if full == in_shape:
         return x
     return Expand(full).apply(x)
 
@@ -141,10 +152,12 @@ class SumTo(Function):
     def forward(self, x):
         self.in_shape = x.shape
         lead = x.ndim - len(self.shape)
-        axes = tuple(range(lead)) + tuple(
-            i + lead for i, s in enumerate(self.shape) if s == 1 and x.shape[i + lead] != 1)
-        y = x.sum(axis=axes, keepdims=True) if axes else x
-        return y.reshape(self.shape)
+        kept = tuple(i + lead for i, s in enumerate(self.shape)
+                     if s == 1 and x.shape[i + lead] != 1)
+        y = x.sum(axis=kept, keepdims=True) if kept else x
+        # the leading dims summed away last: the result is an array, not a view that .grad
+        # would have to copy (sum_to only comes here when the shapes differ)
+        return y.sum(axis=tuple(range(lead))) if lead else y
 
     def backward(self, gy):
         return expand(gy, self.in_shape)

@@ -1,6 +1,8 @@
 """Learning-rate schedulers: ``StepLR`` and ``CosineAnnealingLR`` (PyTorch's formulas)."""
 import math
 
+from .. import tracing
+
 
 class LRScheduler:
     """Base: sets each group's ``lr`` from its ``initial_lr`` and the epoch count.
@@ -26,6 +28,7 @@ class LRScheduler:
     def lr_at(self, base_lr, epoch):
         raise NotImplementedError
 
+    @tracing.replayable
     def step(self):
         """Advance one epoch and set the groups' learning rates."""
         self.last_epoch += 1

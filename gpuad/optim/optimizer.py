@@ -3,6 +3,7 @@
 Subclasses write ``update(group, p, state)``; the arithmetic itself runs in the
 backend's fused ``sgd_step`` / ``adam_step`` on the raw arrays.
 """
+from .. import tracing
 from ..autograd import grad_mode
 from ..nn.parameter import zero_grads
 from ..tensor import Tensor
@@ -65,10 +66,12 @@ class Optimizer:
         if group["weight_decay"] < 0:
             raise ValueError(f"invalid weight_decay {group['weight_decay']}; it must be >= 0")
 
+    @tracing.replayable
     def zero_grad(self, set_to_none=True):
         """Reset the gradients of every parameter (to None by default)."""
         zero_grads((p for g in self.param_groups for p in g["params"]), set_to_none)
 
+    @tracing.replayable
     def step(self):
         """Update every parameter that has a gradient, in place."""
         with grad_mode.no_grad():

@@ -1,0 +1,109 @@
+"""``GraphedProgram``: a Program whose device work is replayed as CUDA graphs.
+
+The program is cut at its replayable host calls (``zero_grad``, ``optimizer.step``):
+each stretch of device work between two calls is captured once, on a side stream, as
+one CUDA graph. A replay copies the inputs into static buffers, then launches each graph
+on the current stream, sets the ``.grad`` that backward set (host bookkeeping, the same
+static arrays every time) and makes the call that follows, which runs eagerly.
+
+Every array the capture allocated comes from a private section of gpuad's pool, so no
+other array ever takes an address a graph writes to; the section is given back when the
+GraphedProgram goes. All of a capture's slots are kept (none is dropped after its last
+use): the graph's addresses must stay valid.
+"""
+from ..backends import backend_for
+from ..memory.pool import PrivatePool
+from .program import Program
+
+
+class CaptureError(RuntimeError):
+    """The step's device work could not be captured (a host sync, an unsupported call)."""
+
+
+class GraphedProgram:
+    """``run(arrays)`` like ``Program.run``, with the device work in CUDA graphs."""
+
+    def __init__(self, program, device):
+        self.program = program
+        self.backend = backend_for(device)
+        self.xp = self.backend.xp
+        self.segments = _segments(program)
+        self.graphs = None
+        self.private = None
+        self.slots = self.inputs = None
+
+    def run(self, inputs):
+        if self.graphs is None or any(
+                self.slots[i] is not t._data for i, t in self.program.refresh):
+            self._capture(inputs)  # first run, or a parameter's array was replaced
+        else:
+            for static, a in zip(self.inputs, inputs):
+                self.xp.copyto(static, a)
+        stream = self.xp.cuda.get_current_stream()
+        s = self.slots
+        for graph, (_, host, call) in zip(self.graphs, self.segments):
+            if graph is not None:
+                graph.launch(stream)
+            for run, ins, _, _ in host:
+                run(*[s[i] for i in ins])
+            if call is not None:
+                call[0]()
+        out = list(s)
+        for i in self.program.result_slots:  # the next replay overwrites the static ones
+            out[i] = s[i].copy()
+        return self.program.result(out)
+
+    def _capture(self, inputs):
+        xp, program = self.xp, self.program
+        self.release()
+        s = program.template.copy()
+        s[:program.n_inputs] = self.inputs = [a.copy() for a in inputs]
+        for i, t in program.refresh:
+            s[i] = t._data
+        capture = xp.cuda.Stream(non_blocking=True)
+        capture.wait_event(xp.cuda.get_current_stream().record())  # the input copies
+        self.private = PrivatePool()
+        graphs = []
+        try:
+            with self.backend.pool.private(self.private), capture:
+                for device_steps, _, _ in self.segments:
+                    if not device_steps:
+                        graphs.append(None)
+                        continue
+                    capture.begin_capture()
+                    try:
+                        Program.run_steps(s, device_steps, drop_dead=False)
+                    finally:
+                        graph = capture.end_capture()
+                    graphs.append(graph)
+        except Exception as e:
+            self.release()
+            raise CaptureError(f"{type(e).__name__}: {e}") from e
+        self.graphs, self.slots = graphs, s
+
+    def release(self):
+        """Drop the graphs and hand their private memory back to the shared pool."""
+        self.graphs = self.slots = None
+        if self.private is not None:
+            self.backend.pool.close(self.private)
+            self.private = None
+
+    def __del__(self):
+        if self.private is not None:
+            self.release()
+
+
+def _segments(program):
+    """``[(device steps, .grad steps, call step or None)]``: the program cut at its calls."""
+    segments, device, grads = [], [], []
+    for k, step in enumerate(program.steps):
+        kind = program.host_steps.get(k)
+        if kind == "call":
+            segments.append((tuple(device), tuple(grads), step))
+            device, grads = [], []
+        elif kind == "grad":
+            grads.append(step)
+        else:
+            device.append(step)
+    segments.append((tuple(device), tuple(grads), None))
+    return segments

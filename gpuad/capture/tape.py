@@ -1,0 +1,165 @@
+"""``Tape``: what one eager run of a step computed, array by array, in order.
+
+While a step records, ``gpuad.tracing`` forwards every event here. Arrays are named by
+identity: a *slot* for each array the step computed (its inputs are the first slots),
+and an *outside* reference for any other array it read (a parameter, an optimizer
+buffer, a constant made inside the step), which ``program.build`` later sorts into
+what changes between calls and what does not, by comparing two recordings.
+
+Events, in the order they ran:
+
+* ``("op", fn, refs, binds, outs, single, scalar, hidden)``: ``fn.forward`` on the
+  arrays ``refs``; ``binds`` are attributes of ``fn`` that hold arrays (an index tensor),
+  refreshed before a replay; ``single``: forward returned one array, not a tuple;
+  ``scalar``: it returned NumPy scalars; ``hidden``: positions in what it saved of
+  arrays that are results too (their slots follow the outputs');
+* ``("kernel", fn, args, outs, returns_tuple)``: a raw kernel call (``tracing.kernel``);
+* ``("grad", tensor, ref, backend)``: ``tensor.grad`` set to the array ``ref`` (or None);
+* ``("call", method, args, kwargs)``: a ``tracing.replayable`` method, called again.
+
+``outs`` is ``(slots, shapes)``: the new slots and their (shape, dtype), compared
+between recordings.
+"""
+from .. import tracing
+from ..autograd import anomaly, forward_ad
+from ..tensor import Tensor
+
+SLOT, OUTSIDE = "slot", "outside"
+#: Function attributes that are the engine's, never an op's own data.
+_ENGINE_ATTRS = frozenset({"xp", "backend", "next_edges", "needs_input_grad",
+                           "target_backend"})
+
+
+def is_array(a):
+    """A NumPy or CuPy array (without importing CuPy)."""
+    t = type(a)
+    return t.__name__ == "ndarray" and t.__module__.partition(".")[0] in ("numpy", "cupy")
+
+
+class Tape:
+    """The events of one recorded call; ``problem`` says why it cannot be replayed."""
+
+    def __init__(self, inputs):
+        self.events = []
+        self.arrays = []   # slot -> array; keeps every array alive so ids stay unique
+        self.slot = {}     # id(array) -> its latest slot
+        self.problem = None
+        self.paused = 0    # > 0 inside a replayable call: its insides are not recorded
+        self.result = None
+        for t in inputs:
+            self._new_slot(t._data)
+        self.n_inputs = len(self.arrays)
+
+    # --- what tracing reports ----------------------------------------------------------
+    def on_apply(self, fn, inputs, outs, raw):
+        if self.paused:
+            return
+        if forward_ad._level is not None:
+            self.fail("the step runs forward-mode AD (jvp)")
+        if anomaly._enabled:
+            self.fail("detect_anomaly() is on; its checks run only in eager mode")
+        refs = tuple([self.ref(t._data, t) for t in inputs])
+        binds = tuple([(name, self.refs_in(v)) for name, v in vars(fn).items()
+                       if name[0] != "_" and name not in _ENGINE_ATTRS and _holds_array(v)])
+        single = not isinstance(raw, tuple)
+        scalar = (raw is not outs[0]) if single else any(
+            r is not o for r, o in zip(raw, outs))
+        # arrays forward saved that are neither inputs nor outputs (cross-entropy's
+        # logsumexp, dropout's mask): results of the op too, which its backward reads
+        known = {id(a) for a in outs} | {id(t._data) for t in inputs}
+        hidden = tuple([k for k, a in enumerate(fn._to_save)
+                        if a is not None and id(a) not in known])
+        outs = tuple(outs) + tuple([fn._to_save[k] for k in hidden])
+        self.events.append(("op", fn, refs, binds, self._outputs(outs), single, scalar,
+                            hidden))
+
+    def on_kernel(self, fn, args, out):
+        if self.paused:
+            return
+        outs = () if out is None else out if isinstance(out, tuple) else (out,)
+        self.events.append(("kernel", fn, self.refs_in(args), self._outputs(outs),
+                            isinstance(out, tuple)))
+
+    def on_grad_set(self, tensor, grad):
+        if self.paused:
+            return
+        ref = None if grad is None else self.ref(grad._data, grad)
+        self.events.append(("grad", tensor, ref, None if grad is None else grad._backend))
+
+    def on_call(self, method, args, kwargs):
+        for a in list(args) + list(kwargs.values()):
+            if hasattr(a, "__next__"):
+                self.fail(f"{method.__qualname__} was called with an iterator, which a "
+                          "replay could not call it with again; pass a list")
+        self.events.append(("call", method, args, kwargs))
+
+    def on_host_read(self, tensor, what):
+        if not self.paused and self.problem is None:
+            self.fail(f"the step reads tensor values on the host ({what}), which a replay "
+                      "cannot repeat; return the tensor and read it after the call")
+
+    def fail(self, reason):
+        if self.problem is None:
+            self.problem = reason
+
+    # --- references ----------------------------------------------------------------------
+    def ref(self, arr, tensor=None):
+        """``(SLOT, i)`` for an array the step computed, else ``(OUTSIDE, tensor, arr)``."""
+        s = self.slot.get(id(arr))
+        if s is not None:
+            return (SLOT, s)
+        self.arrays.append(arr)  # alive until the tape goes: its id names only it
+        return (OUTSIDE, tensor, arr)
+
+    def refs_in(self, value):
+        """``value`` with its arrays (in tuples and lists too) replaced by references."""
+        if is_array(value):
+            return self.ref(value)
+        if isinstance(value, (tuple, list)):
+            return ("seq", tuple([self.refs_in(v) for v in value]), type(value))
+        return ("value", value)
+
+    def _new_slot(self, arr):
+        self.slot[id(arr)] = len(self.arrays)
+        self.arrays.append(arr)
+        return self.slot[id(arr)]
+
+    def _outputs(self, outs):
+        return (tuple([self._new_slot(a) for a in outs]),
+                tuple([(a.shape, a.dtype) for a in outs]))
+
+    def finish(self, result):
+        """Record what the step returned: Tensors (in tuples, lists, dicts) or None."""
+        self.result = self._result_ref(result)
+
+    def _result_ref(self, r):
+        if r is None:
+            return ("none",)
+        if isinstance(r, Tensor):
+            if r.grad_fn is not None and r.grad_fn._saved is not None:
+                self.fail("the step returns a tensor whose graph was not run backward; "
+                          "call backward() inside the step, or return loss.detach()")
+            return ("tensor", self.ref(r._data, r), r._backend)
+        if isinstance(r, (tuple, list)):
+            return ("seq", type(r), tuple([self._result_ref(v) for v in r]))
+        if isinstance(r, dict):
+            return ("dict", tuple([(k, self._result_ref(v)) for k, v in r.items()]))
+        self.fail(f"the step returns a {type(r).__name__}; a compiled step returns "
+                  "Tensors (alone, or in tuples, lists or dicts) or None")
+        return ("none",)
+
+
+def _holds_array(v):
+    return is_array(v) or isinstance(v, (tuple, list)) and any(map(_holds_array, v))
+
+
+def record(fn, args, kwargs, inputs):
+    """Run ``fn(*args, **kwargs)`` eagerly with a tape listening; ``(result, tape)``."""
+    tape = Tape(inputs)
+    tracing.tape = tape
+    try:
+        result = fn(*args, **kwargs)
+    finally:
+        tracing.tape = None
+    tape.finish(result)
+    return result, tape

@@ -1,0 +1,282 @@
+"""``gpuad.compile``: replays equal eager steps (SGD, Adam, schedulers, dropout, indexing,
+in-place updates), new shapes record again, and what cannot be replayed runs eagerly
+after one warning that says why."""
+import warnings
+
+import numpy as np
+import pytest
+
+import gpuad
+from gpuad import nn
+from gpuad.nn import functional as F
+
+STEPS = 6
+
+
+def _mlp(device, seed=0, dropout=0.0):
+    gpuad.manual_seed(seed)
+    layers = [nn.Linear(12, 16), nn.ReLU()]
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers, nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 4)).to(device)
+
+
+def _batches(device, n=STEPS, batch=8, seed=1):
+    rng = np.random.default_rng(seed)
+    return [(gpuad.tensor(rng.standard_normal((batch, 12)).astype(np.float32), device=device),
+             gpuad.tensor(rng.integers(0, 4, batch), device=device)) for _ in range(n)]
+
+
+def _pair(device, make_opt, loss_fn=F.cross_entropy, dropout=0.0, sched=None):
+    """The same step twice: eager, and compiled, each with its own model and optimizer."""
+    steps = []
+    for _ in range(2):
+        model = _mlp(device, dropout=dropout)
+        opt = make_opt(model.parameters())
+        scheduler = sched(opt) if sched else None
+
+        def step(x, y, model=model, opt=opt, scheduler=scheduler):
+            opt.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+            if scheduler is not None:
+                scheduler.step()
+            return loss.detach()
+        steps.append((model, step))
+    (m_eager, eager), (m_comp, step) = steps
+    return m_eager, eager, m_comp, gpuad.compile(step)
+
+
+def _check_same(m1, m2):
+    """Equal to float32 rounding (bitwise on CPU, where the replay runs the same calls)."""
+    tol = dict(rtol=1e-6, atol=1e-7) if m1[0].weight.device.type == "cpu" else \
+        dict(rtol=1e-5, atol=1e-6)
+    for p, q in zip(m1.parameters(), m2.parameters()):
+        np.testing.assert_allclose(q.detach().numpy(), p.detach().numpy(), **tol)
+        np.testing.assert_allclose(q.grad.numpy(), p.grad.numpy(), **tol)
+
+
+def _run(eager, compiled, batches, seed_each=False):
+    for i, (x, y) in enumerate(batches):
+        if seed_each:
+            gpuad.manual_seed(100 + i)
+        a = eager(x, y)
+        if seed_each:
+            gpuad.manual_seed(100 + i)
+        b = compiled(x, y)
+        assert not b.requires_grad and b.grad_fn is None
+        np.testing.assert_allclose(b.item(), a.item(), rtol=1e-6)
+
+
+OPTIMIZERS = {
+    "sgd": lambda ps: gpuad.optim.SGD(ps, lr=0.1, momentum=0.9),
+    "nesterov": lambda ps: gpuad.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True,
+                                           weight_decay=1e-3),
+    "adam": lambda ps: gpuad.optim.Adam(ps, lr=1e-2),
+    "adamw": lambda ps: gpuad.optim.AdamW(ps, lr=1e-2),
+}
+
+
+@pytest.mark.parametrize("opt", sorted(OPTIMIZERS))
+def test_replay_equals_eager(device, opt):
+    m1, eager, m2, step = _pair(device, OPTIMIZERS[opt])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing falls back
+        _run(eager, step, _batches(device))
+    assert step.stats == {"recorded": 2, "replayed": STEPS - 2, "eager": 0}
+    _check_same(m1, m2)
+
+
+def test_scheduler_inside_the_step_is_replayed(device):
+    sched = lambda opt: gpuad.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)  # noqa: E731
+    m1, eager, m2, step = _pair(device, OPTIMIZERS["adam"], sched=sched)
+    _run(eager, step, _batches(device))
+    assert step.stats["replayed"] == STEPS - 2
+    _check_same(m1, m2)
+
+
+def test_dropout_draws_new_numbers_each_replay():
+    m1, eager, m2, step = _pair("cpu", OPTIMIZERS["sgd"], dropout=0.5)
+    _run(eager, step, _batches("cpu"), seed_each=True)
+    assert step.stats["replayed"] == STEPS - 2
+    _check_same(m1, m2)
+
+
+def test_nll_loss_indexes_with_this_calls_targets(device):
+    loss = lambda out, y: F.nll_loss(F.log_softmax(out, 1), y)  # noqa: E731
+    m1, eager, m2, step = _pair(device, OPTIMIZERS["sgd"], loss_fn=loss)
+    _run(eager, step, _batches(device))
+    assert step.stats["replayed"] == STEPS - 2
+    _check_same(m1, m2)
+
+
+def test_mse_and_manual_in_place_update(device):
+    """A hand-written SGD update (in-place ops under no_grad) and the fused MSE backward."""
+    models = [_mlp(device), _mlp(device)]
+
+    def make(model):
+        def step(x, t):
+            model.zero_grad()
+            loss = F.mse_loss(model(x), t)
+            loss.backward()
+            with gpuad.no_grad():
+                for p in model.parameters():
+                    p.sub_(0.05 * p.grad)
+            return loss.detach()
+        return step
+    eager, step = make(models[0]), gpuad.compile(make(models[1]))
+    rng = np.random.default_rng(3)
+    for _ in range(STEPS):
+        x = gpuad.tensor(rng.standard_normal((8, 12)).astype(np.float32), device=device)
+        t = gpuad.tensor(rng.standard_normal((8, 4)).astype(np.float32), device=device)
+        np.testing.assert_allclose(step(x, t).item(), eager(x, t).item(), rtol=1e-6)
+    assert step.stats["replayed"] == STEPS - 2
+    _check_same(*models)
+
+
+def test_new_batch_size_records_again_and_old_one_replays():
+    m1, eager, m2, step = _pair("cpu", OPTIMIZERS["adam"])
+    big, small = _batches("cpu", 3, batch=8), _batches("cpu", 3, batch=5, seed=2)
+    _run(eager, step, big + small + big)
+    assert step.stats == {"recorded": 4, "replayed": 5, "eager": 0}
+    assert len(step.cache) == 2
+    _check_same(m1, m2)
+
+
+def test_results_in_a_dict_and_grads_after_replay():
+    model = _mlp("cpu")
+
+    @gpuad.compile
+    def step(x, y):
+        model.zero_grad()
+        out = model(x)
+        loss = F.cross_entropy(out, y)
+        loss.backward()
+        return {"loss": loss.detach(), "logits": out.detach()}
+    for x, y in _batches("cpu"):
+        r = step(x, y)
+        with gpuad.no_grad():
+            out = model(x)
+        np.testing.assert_allclose(r["logits"].numpy(), out.numpy(), rtol=1e-6)
+        np.testing.assert_allclose(r["loss"].item(), F.cross_entropy(out, y).item(),
+                                   rtol=1e-6)
+    assert step.stats["replayed"] == STEPS - 2
+    assert all(p.grad is not None and p.grad.grad_fn is None for p in model.parameters())
+
+
+def _fallback(step_body, match):
+    model = _mlp("cpu")
+    opt = OPTIMIZERS["sgd"](model.parameters())
+    calls = []
+
+    def step(x, y):
+        calls.append(1)
+        return step_body(model, opt, x, y)
+    compiled = gpuad.compile(step)
+    batches = _batches("cpu")
+    with pytest.warns(RuntimeWarning, match=match) as caught:
+        for x, y in batches:
+            compiled(x, y)
+    assert len([w for w in caught if "gpuad.compile" in str(w.message)]) == 1  # once
+    assert len(calls) == STEPS  # every call ran the Python function: eager
+    assert compiled.stats["replayed"] == 0
+    assert compiled.eager_reason is not None
+    return compiled
+
+
+def _train(model, opt, x, y):
+    opt.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    return loss
+
+
+def test_item_inside_the_step_falls_back():
+    def body(model, opt, x, y):
+        loss = _train(model, opt, x, y)
+        return loss.item() and loss.detach()
+    _fallback(body, r"item\(\)")
+
+
+def test_data_changing_outside_the_ops_is_detected():
+    counter = [0]
+
+    def body(model, opt, x, y):
+        counter[0] += 1
+        scale = gpuad.tensor(float(counter[0]))  # made anew, from Python state
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x) * scale, y)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+    _fallback(body, "disagreed")
+
+
+def test_returning_a_graph_tensor_falls_back():
+    _fallback(lambda model, opt, x, y: model(x).sum(), "not run backward")
+
+
+def test_an_unhashable_argument_falls_back():
+    model = _mlp("cpu")
+    step = gpuad.compile(lambda x, extra: model(x).sum().detach())
+    x = _batches("cpu", 1)[0][0]
+    with pytest.warns(RuntimeWarning, match="hashable"):
+        step(x, [[1], {2}])
+    assert step.stats["eager"] == 1
+
+
+def test_compile_checks_its_argument():
+    with pytest.raises(TypeError, match="takes a function"):
+        gpuad.compile(3)
+
+
+def test_program_is_cut_at_its_host_calls_for_cuda_graphs():
+    """The stretches a CUDA graph captures: device work between the replayable calls,
+    with the .grad assignments run after their stretch's launch."""
+    from gpuad.capture.cuda_graph import _segments
+    m1, eager, m2, step = _pair("cpu", OPTIMIZERS["sgd"])
+    _run(eager, step, _batches("cpu", 3))
+    program = next(iter(step.cache.values())).program
+    segments = _segments(program)
+    n_params = len(list(m2.parameters()))
+    # zero_grad | forward, backward, one .grad per parameter | opt.step | (nothing)
+    assert len(segments) == 3
+    (dev0, grads0, call0), (dev1, grads1, call1), (dev2, grads2, call2) = segments
+    assert dev0 == () and grads0 == () and call0[0].func.__name__ == "zero_grad"
+    assert len(dev1) > 10 and len(grads1) == n_params and call1[0].func.__name__ == "step"
+    assert dev2 == () and grads2 == () and call2 is None
+    assert sum(len(d) + len(g) + (c is not None) for d, g, c in segments) == \
+        len(program.steps)
+
+
+cuda_only = pytest.mark.skipif(not gpuad.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@cuda_only
+def test_cuda_step_is_captured_in_graphs_and_recaptured_when_a_parameter_moves():
+    from gpuad.capture.cuda_graph import GraphedProgram
+    m1, eager, m2, step = _pair("cuda", OPTIMIZERS["adam"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _run(eager, step, _batches("cuda"))
+    program = next(iter(step.cache.values())).program
+    assert isinstance(program, GraphedProgram) and program.graphs is not None
+    first_graphs = program.graphs
+    _check_same(m1, m2)
+    for p, q in zip(m1.parameters(), m2.parameters()):  # new arrays, same values
+        p.data = p.data.copy()
+        q.data = q.data.copy()
+    _run(eager, step, _batches("cuda", 2, seed=5))
+    assert program.graphs is not first_graphs
+    _check_same(m1, m2)
+
+
+@cuda_only
+def test_cuda_dropout_is_replayed_without_graphs():
+    m1, eager, m2, step = _pair("cuda", OPTIMIZERS["sgd"], dropout=0.5)
+    with pytest.warns(RuntimeWarning, match="random numbers"):
+        _run(eager, step, _batches("cuda"), seed_each=True)
+    assert step.stats["replayed"] == STEPS - 2
+    _check_same(m1, m2)
