@@ -29,6 +29,26 @@ def measure(fn, steps=20, warmup=3, sync=None):
             "max_ms": max(times), "steps": steps}
 
 
+def measure_interleaved(fns, steps=20, warmup=3, syncs=None):
+    """``measure`` for several contenders at once, one step of each per round (the order
+    rotating), so that a machine's drift over the run hits them all alike.
+
+    ``fns`` and ``syncs`` map a contender's name to its step and its sync (or None)."""
+    syncs = syncs or {}
+    names = list(fns)
+    for name in names:
+        for _ in range(warmup):
+            fns[name]()
+        if syncs.get(name):
+            syncs[name]()
+    times = {name: [] for name in names}
+    for k in range(steps):
+        for name in names[k % len(names):] + names[:k % len(names)]:
+            times[name] += time_runs(fns[name], 1, syncs.get(name))
+    return {name: {"median_ms": statistics.median(t), "min_ms": min(t), "max_ms": max(t),
+                   "steps": steps} for name, t in times.items()}
+
+
 def per_call_us(fn, number=2000, repeat=5):
     """Best-of-``repeat`` mean time of one call, in microseconds (for tiny ops)."""
     best = float("inf")

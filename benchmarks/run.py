@@ -7,8 +7,9 @@
 For each device (cuda only when gpuad.cuda.is_available()) and optimizer it times
 bench_mlp's configs (L on cuda only) for gpuad eager and compiled, PyTorch eager (and
 captured in CUDA graphs, on cuda) and the NumPy/CuPy floor (sgd), then bench_overhead's
-per-op table. The first step of each contender (Numba/NVRTC compilation,
-allocator warm-up) is timed on its own and never enters the step medians. Writes
+per-op table. The first step of each contender (Numba/NVRTC compilation, allocator
+warm-up, gpuad.compile's first recording) is timed on its own and never enters the step
+medians; the steps after it are timed interleaved, one of each contender per round. Writes
 results.json, results.md and chart.png under <out>/<YYYY-MM-DD>-<machine>/ (a ``-quick``
 suffix for --quick, which is steps=5, configs S: a smoke run, not results to keep).
 """
@@ -27,7 +28,8 @@ from tqdm import tqdm  # noqa: E402
 import gpuad  # noqa: E402
 from bench_mlp import CONFIGS, floor_step, gpuad_step, init, torch_step  # noqa: E402
 from bench_overhead import cases, torch_cases  # noqa: E402
-from common import machine_info, measure, per_call_us, time_runs, write_json  # noqa: E402
+from common import (machine_info, measure_interleaved, per_call_us, time_runs,  # noqa: E402
+                    write_json)
 
 CONTENDERS = ("gpuad", "gpuad_compiled", "torch", "torch_graphs", "floor")
 
@@ -57,18 +59,21 @@ def plan(devices, configs, optimizers, compare):
 
 
 def time_row(name, device, optimizer, builders, steps, bar):
-    """One row: each contender's first step, then ``measure`` of the steps after it."""
+    """One row: each contender's first step on its own, then the steps after it, timed
+    interleaved (one step of each contender per round)."""
     sizes, batch = CONFIGS[name]
     arrays = init(sizes, batch)
     row = {"config": name, "sizes": sizes, "batch": batch, "device": device,
            "optimizer": optimizer}
+    fns, syncs, firsts = {}, {}, {}
     for who, build in builders.items():
         bar.set_description(f"{name} {device} {optimizer} {who}")
-        sync = _sync(who, device)
-        step = build(arrays)
-        first = time_runs(step, 1, sync)[0]
-        row[who] = {**measure(step, steps, 3, sync), "first_call_ms": first}
+        syncs[who] = _sync(who, device)
+        fns[who] = build(arrays)
+        firsts[who] = time_runs(fns[who], 1, syncs[who])[0]
         bar.update()
+    for who, stats in measure_interleaved(fns, steps, 3, syncs).items():
+        row[who] = {**stats, "first_call_ms": firsts[who]}
     return row
 
 
@@ -223,7 +228,8 @@ def main():
     with open(os.path.join(folder, "results.md"), "w") as f:
         f.write(f"# gpuad benchmarks, {today}, {described}\n\n"
                 f"`python benchmarks/run.py {' '.join(sys.argv[1:])}`; {args.steps} timed "
-                "steps after the first step and 3 warm-up steps. Ratios below 1 mean gpuad "
+                "steps (interleaved across contenders) after the first step and 3 warm-up steps. "
+                "Ratios below 1 mean gpuad "
                 f"is faster.\n\n## MLP training step\n\n{mlp}\n\n"
                 f"## Per-op overhead\n\n{ovh}\n")
     chart(rows, f"MLP step, {described}, {today}", os.path.join(folder, "chart.png"))
