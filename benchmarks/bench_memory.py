@@ -14,7 +14,6 @@ and each free to cudaFree. The peak is ``max_memory_allocated``, next to PyTorch
 """
 import argparse
 import statistics
-import time
 import tracemalloc
 
 import numpy as np

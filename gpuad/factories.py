@@ -1,7 +1,7 @@
 """Making tensors: ``tensor``, ``zeros``, ``ones``, ``full``, ``arange``, ``rand``, ``randn``..."""
 import numpy as np
 
-from . import dtypes
+from . import dtypes, tracing
 from .backends import backend_for
 from .device import as_device
 from .tensor import Tensor
@@ -70,54 +70,90 @@ def _size(size):
     return tuple(int(s) for s in size)
 
 
-def _filled(make, size, dtype, device, requires_grad):
+def _filled(make, size, dtype, device, requires_grad, *args):
     backend = backend_for(as_device(device))
     dtype = dtypes.get_default_dtype() if dtype is None else dtypes.as_dtype(dtype)
-    return Tensor._make(make(backend, _size(size), dtype), backend).requires_grad_(
-        requires_grad)
+    # through tracing.kernel: a compiled step makes a fresh array at each replay
+    arr = tracing.kernel(make, backend, _size(size), dtype, *args)
+    return Tensor._make(arr, backend).requires_grad_(requires_grad)
+
+
+# what the factories run, by name (a compiled step compares them between recordings)
+def _zeros(backend, size, dtype):
+    return backend.xp.zeros(size, dtype)
+
+
+def _ones(backend, size, dtype):
+    return backend.xp.ones(size, dtype)
+
+
+def _empty(backend, size, dtype):
+    return backend.xp.empty(size, dtype)
+
+
+def _full(backend, size, dtype, value):
+    return backend.xp.full(size, value, dtype)
+
+
+def _rand(backend, size, dtype):
+    return backend.rand(size, _float(dtype, "rand"))
+
+
+def _randn(backend, size, dtype):
+    return backend.randn(size, _float(dtype, "randn"))
+
+
+def _randint(backend, size, dtype, low, high):
+    return (low + backend.rand(size, dtypes.float64) * (high - low)).astype(dtype)
+
+
+def _randperm(backend, size, dtype):
+    return backend.xp.argsort(backend.rand(size, dtypes.float64))
+
+
+def _arange(backend, size, dtype, start, end, step):
+    return backend.xp.arange(start, end, step, dtype=dtype)
+
+
+for _f in (_rand, _randn, _randint, _randperm):
+    _f.draws_random = True
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False):
     """A tensor of zeros: ``gpuad.zeros(2, 3)`` or ``gpuad.zeros((2, 3))``."""
-    return _filled(lambda b, s, d: b.xp.zeros(s, d), size, dtype, device, requires_grad)
+    return _filled(_zeros, size, dtype, device, requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False):
     """A tensor of ones."""
-    return _filled(lambda b, s, d: b.xp.ones(s, d), size, dtype, device, requires_grad)
+    return _filled(_ones, size, dtype, device, requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False):
     """A tensor whose values are not set."""
-    return _filled(lambda b, s, d: b.xp.empty(s, d), size, dtype, device, requires_grad)
+    return _filled(_empty, size, dtype, device, requires_grad)
 
 
 def rand(*size, dtype=None, device=None, requires_grad=False):
     """Uniform samples in [0, 1), from the generator seeded by ``manual_seed``."""
-    return _filled(lambda b, s, d: b.rand(s, _float(d, "rand")), size, dtype, device,
-                   requires_grad)
+    return _filled(_rand, size, dtype, device, requires_grad)
 
 
 def randn(*size, dtype=None, device=None, requires_grad=False):
     """Standard normal samples, from the generator seeded by ``manual_seed``."""
-    return _filled(lambda b, s, d: b.randn(s, _float(d, "randn")), size, dtype, device,
-                   requires_grad)
+    return _filled(_randn, size, dtype, device, requires_grad)
 
 
 def randint(low, high=None, size=(), dtype=None, device=None):
     """Integers uniform in [low, high)."""
     if high is None:
         low, high = 0, low
-    backend = backend_for(as_device(device))
-    u = backend.rand(_size(tuple(size)), dtypes.float64)
-    arr = (low + u * (high - low)).astype(dtypes.as_dtype(dtype or dtypes.int64))
-    return Tensor._make(arr, backend)
+    return _filled(_randint, size, dtype or dtypes.int64, device, False, low, high)
 
 
 def randperm(n, device=None):
     """A random permutation of 0..n-1 (int64)."""
-    backend = backend_for(as_device(device))
-    return Tensor._make(backend.xp.argsort(backend.rand((n,), dtypes.float64)), backend)
+    return _filled(_randperm, (n,), dtypes.int64, device, False)
 
 
 def _float(dtype, op):
@@ -130,8 +166,8 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     """A tensor of ``size`` filled with ``fill_value`` (its dtype inferred from the value)."""
     if dtype is None:
         dtype = dtypes.result_type(fill_value)
-    return _filled(lambda b, s, d: b.xp.full(s, fill_value, d), (size,) if isinstance(
-        size, int) else tuple(size), dtype, device, requires_grad)
+    return _filled(_full, (size,) if isinstance(size, int) else tuple(size), dtype, device,
+                   requires_grad, fill_value)
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
@@ -142,9 +178,7 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
         raise ValueError("arange: step must not be zero")
     if dtype is None:
         dtype = dtypes.result_type(start, end, step)
-    backend = backend_for(as_device(device))
-    arr = backend.xp.arange(start, end, step, dtype=dtypes.as_dtype(dtype))
-    return Tensor._make(arr, backend).requires_grad_(requires_grad)
+    return _filled(_arange, (), dtype, device, requires_grad, start, end, step)
 
 
 def _like(fn, x, dtype, device, requires_grad, *args):

@@ -4,12 +4,15 @@
 step computes must reach it: ``Function.apply`` reports each op, ``kernel`` each raw
 kernel call made outside an op (a fused backward, an in-place write), ``grad_set`` each
 ``.grad`` assignment, ``host_read`` each read of values on the host (which a replay
-could not repeat), and ``replayable`` marks the methods a replay calls again as they are
+could not repeat), ``refuse`` what cannot be replayed at all, and ``replayable`` marks the methods a replay calls again as they are
 (an optimizer's ``step``, ``zero_grad``) instead of recording what they do.
 """
 import functools
 
 tape = None
+#: Bumped when a hook is added or removed outside a recording: what a recorded step ran
+#: may have changed, so programs recorded before are stale.
+state_version = 0
 
 
 def kernel(fn, *args):
@@ -24,6 +27,18 @@ def kernel(fn, *args):
 def grad_set(tensor, grad):
     if tape is not None:
         tape.on_grad_set(tensor, grad)
+
+
+def state_changed():
+    global state_version
+    if tape is None:  # inside a recording the change is part of what is recorded
+        state_version += 1
+
+
+def refuse(what):
+    """Inside a recording: ``what`` cannot be replayed, so the step will run eagerly."""
+    if tape is not None:
+        tape.fail(f"{what} cannot be replayed yet")
 
 
 def host_read(tensor, what):

@@ -9,6 +9,7 @@ import pytest
 import gpuad
 from gpuad import nn
 from gpuad.nn import functional as F
+from helpers import manual_sgd_step, train_step
 
 STEPS = 6
 
@@ -33,17 +34,7 @@ def _pair(device, make_opt, loss_fn=F.cross_entropy, dropout=0.0, sched=None):
     for _ in range(2):
         model = _mlp(device, dropout=dropout)
         opt = make_opt(model.parameters())
-        scheduler = sched(opt) if sched else None
-
-        def step(x, y, model=model, opt=opt, scheduler=scheduler):
-            opt.zero_grad()
-            loss = loss_fn(model(x), y)
-            loss.backward()
-            opt.step()
-            if scheduler is not None:
-                scheduler.step()
-            return loss.detach()
-        steps.append((model, step))
+        steps.append((model, train_step(model, opt, loss_fn, sched(opt) if sched else None)))
     (m_eager, eager), (m_comp, step) = steps
     return m_eager, eager, m_comp, gpuad.compile(step)
 
@@ -114,18 +105,7 @@ def test_nll_loss_indexes_with_this_calls_targets(device):
 def test_mse_and_manual_in_place_update(device):
     """A hand-written SGD update (in-place ops under no_grad) and the fused MSE backward."""
     models = [_mlp(device), _mlp(device)]
-
-    def make(model):
-        def step(x, t):
-            model.zero_grad()
-            loss = F.mse_loss(model(x), t)
-            loss.backward()
-            with gpuad.no_grad():
-                for p in model.parameters():
-                    p.sub_(0.05 * p.grad)
-            return loss.detach()
-        return step
-    eager, step = make(models[0]), gpuad.compile(make(models[1]))
+    eager, step = manual_sgd_step(models[0]), gpuad.compile(manual_sgd_step(models[1]))
     rng = np.random.default_rng(3)
     for _ in range(STEPS):
         x = gpuad.tensor(rng.standard_normal((8, 12)).astype(np.float32), device=device)

@@ -1,5 +1,5 @@
 """``gpuad.checkpoint``: trade compute for memory by running a block again in backward."""
-from .. import dtypes
+from .. import dtypes, tracing
 from ..tensor import Tensor
 from . import grad_mode
 from .engine import run_backward
@@ -22,6 +22,7 @@ class Checkpoint(Function):
         return self.fn(*args)
 
     def forward(self, *arrays):
+        tracing.refuse("checkpoint() (its recomputation and RNG restore)")
         arrays = arrays[:len(self.slots)]  # drop the placeholder checkpoint() may add
         self.rng_state = self.backend.get_rng_state()
         before = [v[0] for v in self.versions]

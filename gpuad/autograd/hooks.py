@@ -1,4 +1,5 @@
 """Gradient hooks on tensors, with removable handles."""
+from .. import tracing
 
 
 class RemovableHandle:
@@ -10,6 +11,7 @@ class RemovableHandle:
     def remove(self):
         if self._hook in self._hooks:
             self._hooks.remove(self._hook)
+            tracing.state_changed()
 
     def __enter__(self):
         return self
@@ -33,4 +35,5 @@ def register_tensor_hook(tensor, hook):
         node._hooks = node._hooks or {}
         hooks = node._hooks.setdefault(tensor._output_nr, [])
     hooks.append(hook)
+    tracing.state_changed()
     return RemovableHandle(hooks, hook)

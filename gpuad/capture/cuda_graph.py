@@ -8,8 +8,9 @@ static arrays every time) and makes the call that follows, which runs eagerly.
 
 Every array the capture allocated comes from a private section of gpuad's pool, so no
 other array ever takes an address a graph writes to; the section is given back when the
-GraphedProgram goes. All of a capture's slots are kept (none is dropped after its last
-use): the graph's addresses must stay valid.
+GraphedProgram goes. A replay's ``.grad`` tensors are views of the graph's static
+arrays, which the next replay overwrites (as with PyTorch's CUDA graphs): copy a gradient
+to keep it across steps.
 """
 from ..backends import backend_for
 from ..memory.pool import PrivatePool
@@ -32,6 +33,9 @@ class GraphedProgram:
         self.private = None
         self.slots = self.inputs = None
 
+    def stale(self):
+        return self.program.stale()
+
     def run(self, inputs):
         if self.graphs is None or any(
                 self.slots[i] is not t._data for i, t in self.program.refresh):
@@ -48,6 +52,8 @@ class GraphedProgram:
                 run(*[s[i] for i in ins])
             if call is not None:
                 call[0]()
+        for i in self.program.written_inputs:  # an in-place change reaches the caller
+            self.xp.copyto(inputs[i], s[i])
         out = list(s)
         for i in self.program.result_slots:  # the next replay overwrites the static ones
             out[i] = s[i].copy()
@@ -65,14 +71,17 @@ class GraphedProgram:
         self.private = PrivatePool()
         graphs = []
         try:
-            with self.backend.pool.private(self.private), capture:
+            with xp.cuda.Device(self.backend.device.index), \
+                    self.backend.pool.private(self.private), capture:
                 for device_steps, _, _ in self.segments:
                     if not device_steps:
                         graphs.append(None)
                         continue
                     capture.begin_capture()
                     try:
-                        Program.run_steps(s, device_steps, drop_dead=False)
+                        # a slot dropped after its last use gives its block back to the
+                        # private section: reused later in this capture, in stream order
+                        Program.run_steps(s, device_steps)
                     finally:
                         graph = capture.end_capture()
                     graphs.append(graph)

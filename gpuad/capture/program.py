@@ -15,7 +15,8 @@ after its last use, so memory follows the eager step's.
 import functools
 
 from ..tensor import Tensor
-from .tape import OUTSIDE, SLOT
+from .. import tracing
+from .tape import ENGINE_ATTRS, OUTSIDE, SLOT, holds_array
 
 
 class Mismatch(Exception):
@@ -26,7 +27,7 @@ class Program:
     """``run(arrays)`` replays the step on its inputs' arrays and returns its result."""
 
     def __init__(self, steps, template, n_inputs, refresh, result, result_slots,
-                 has_random, host_steps):
+                 has_random, host_steps, state_version, written_inputs, modules):
         self.steps = steps          # (run, in_slots, out_slots, slots_to_drop)
         self.template = template    # the slot list before a run: constants filled in
         self.n_inputs = n_inputs
@@ -37,6 +38,17 @@ class Program:
         #: step index -> "call" (a replayable method) or "grad" (a .grad assignment):
         #: the steps that run on the host, the rest is device work
         self.host_steps = host_steps
+        self.state_version = state_version
+        self.written_inputs = written_inputs  # inputs that a recorded kernel writes into
+        self.requires_grad = tuple([t._requires_grad for _, t in refresh])
+        self.modules = modules      # (module, its training flag when recorded)
+
+    def stale(self):
+        """Whether what the recording depended on has changed since: a hook
+        (``tracing.state_version``), which parameters require grad, a module's mode."""
+        return tracing.state_version != self.state_version or any(
+            t._requires_grad is not r for (_, t), r in zip(self.refresh, self.requires_grad)
+        ) or any(m.training is not mode for m, mode in self.modules)
 
     def run(self, inputs):
         s = self.template.copy()
@@ -47,9 +59,8 @@ class Program:
         return self.result(s)
 
     @staticmethod
-    def run_steps(s, steps, drop_dead=True):
-        """Run ``steps`` on the slot list ``s``, dropping each slot after its last use
-        (unless ``drop_dead`` is False: a CUDA graph being captured keeps them all)."""
+    def run_steps(s, steps):
+        """Run ``steps`` on the slot list ``s``, dropping each slot after its last use."""
         for run, ins, outs, drop in steps:
             r = run(*[s[i] for i in ins])
             if len(outs) == 1:
@@ -57,16 +68,17 @@ class Program:
             elif outs:
                 for i, a in zip(outs, r):
                     s[i] = a
-            if drop_dead:
-                for i in drop:
-                    s[i] = None
+            for i in drop:
+                s[i] = None
 
 
 def build(first, second):
     """The Program of ``second`` if it agrees with ``first``, else ``Mismatch``."""
+    if not same_state(first, second):
+        raise Mismatch("a module's train/eval mode or a hook changed between the calls")
     if len(first.events) != len(second.events) or first.n_inputs != second.n_inputs:
         raise Mismatch(f"it ran {len(first.events)} ops, then {len(second.events)}")
-    b = _Builder(len(second.arrays))
+    b = _Builder(second.n_slots, _tensors_read(second))
     raw = [b.event(e1, e2) for e1, e2 in zip(first.events, second.events)]
     result = b.result_of(first.result, second.result)
     keep = set(b.fixed) | set(b.result_slots)
@@ -81,17 +93,35 @@ def build(first, second):
     steps = tuple([(run, ins, outs, tuple(drop)) for (run, ins, outs), drop in zip(raw, drops)])
     host = {k: e[0] for k, e in enumerate(second.events) if e[0] in ("call", "grad")}
     return Program(steps, b.template, second.n_inputs, tuple(b.refresh), result,
-                   tuple(b.result_slots), b.has_random, host)
+                   tuple(b.result_slots), b.has_random, host, second.state_version,
+                   tuple(sorted(i for i in b.written if i < second.n_inputs)),
+                   tuple(second.modules.values()))
+
+
+def same_state(a, b):
+    """Whether two recordings ran in the same state: no hook added or removed between
+    them, the same modules called, each in the same train/eval mode."""
+    return a.state_version == b.state_version and a.modules.keys() == b.modules.keys() \
+        and all(a.modules[k][1] == m[1] for k, m in b.modules.items())
+
+
+def _tensors_read(tape):
+    """id(array) -> the tensor the step read it from, for arrays outside the step: a raw
+    kernel on such an array (an in-place update of a parameter) follows the tensor."""
+    return {id(r[2]): r[1] for e in tape.events if e[0] == "op"
+            for r in e[2] if r[0] == OUTSIDE and r[1] is not None}
 
 
 class _Builder:
-    def __init__(self, n_slots):
+    def __init__(self, n_slots, tensors):
+        self.tensors = tensors
         self.template = [None] * n_slots
         self.refresh = []      # (slot, tensor)
         self.fixed = {}        # slot -> what fills it (external arrays and constants)
         self.outside = {}      # id(tensor or array) -> its slot
         self.result_slots = []
         self.has_random = False
+        self.written = set()   # slots that kernels marked ``writes_in_place`` write into
 
     def event(self, e1, e2):
         kind = e2[0]
@@ -105,6 +135,10 @@ class _Builder:
         _, fn, refs, binds, outs, single, scalar, hidden = e2
         if type(fn1) is not type(fn) or len(refs1) != len(refs) or outs1[1] != outs[1]:
             raise Mismatch(f"op {fn1.name} became {fn.name} (or its shapes changed)")
+        for name, value in _settings(fn).items():  # an exponent, a slope, an int index
+            if not _same(_settings(fn1).get(name, _MISSING), value):
+                raise Mismatch(f"op {fn.name}'s {name} changed from "
+                               f"{_settings(fn1).get(name)!r} to {value!r}")
         ins = [self.slot_of(r1, r) for r1, r in zip(refs1, refs)]
         bound = []
         for (name1, t1), (name, t) in zip(binds1, binds):
@@ -134,6 +168,9 @@ class _Builder:
             raise Mismatch(f"kernel {getattr(fn1, '__name__', fn1)} became "
                            f"{getattr(fn, '__name__', fn)} (or its shapes changed)")
         tpl = self.template_of(args1, args)
+        self.has_random = self.has_random or getattr(fn, "draws_random", False)
+        if getattr(fn, "writes_in_place", False):
+            self.written.update(_slots_in(tpl))
         run = functools.partial(_call_with, fn, tpl[1])
         if returns_tuple and len(outs[0]) == 1:
             run = _first(run)
@@ -167,6 +204,8 @@ class _Builder:
                 raise Mismatch("an op read a different computed array")
             return r[1]
         (_, t1, a1), (_, t, a) = r1, r
+        if t is None and a1 is a:       # a raw array: follow the tensor it belongs to
+            t1 = t = self.tensors.get(id(a))
         if t is not None and t1 is t:   # the same Tensor: a parameter, a buffer
             return self._fixed(id(t), t, external=True)
         if a1 is a:                     # the same array object
@@ -223,16 +262,31 @@ class _Builder:
         return functools.partial(_result_dict, keys, parts)
 
 
+_MISSING = object()
+
+
 def _same(a, b):
-    """Equal plain values (numbers, strings, dtypes, tuples of them), or the same object."""
+    """Equal plain values (numbers, strings, dtypes, slices, tuples of them), or the same
+    object."""
     if a is b:
         return True
     if type(a) is not type(b) or type(a).__name__ == "ndarray":
         return False
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, slice):
+        return a == b
     try:
         return bool(a == b) and hash(a) == hash(b)
     except TypeError:  # unhashable: only the very same object counts
         return False
+
+
+def _settings(fn):
+    """An op's own attributes that hold no arrays: what its forward depends on besides
+    its inputs (arrays held by an op are compared as references)."""
+    return {k: v for k, v in vars(fn).items()
+            if k[0] != "_" and k not in ENGINE_ATTRS and not holds_array(v)}
 
 
 def _slots_in(tpl):

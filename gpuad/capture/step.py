@@ -14,7 +14,7 @@ import warnings
 from .. import tracing
 from ..tensor import Tensor
 from .cuda_graph import CaptureError, GraphedProgram
-from .program import Mismatch, build
+from .program import Mismatch, build, same_state
 from .tape import record
 
 #: Signatures whose programs are kept; the least recently used goes first.
@@ -88,6 +88,8 @@ class CompiledStep:
             if len(self.cache) > CACHE_SIZE:
                 self.cache.popitem(last=False)
         self.cache.move_to_end(key)
+        if entry.program is not None and entry.program.stale():
+            entry = self.cache[key] = _Entry()  # record again, in the state of today
         if entry.program is not None:
             self.stats["replayed"] += 1
             arrays = [t._data for t in inputs]
@@ -108,6 +110,8 @@ class CompiledStep:
             self._give_up(tape.problem)
             return result
         entry.recordings += 1
+        if entry.tape is not None and not same_state(entry.tape, tape):
+            entry.tape, entry.recordings = None, 1  # the model changed mode: start over
         if entry.tape is not None:
             try:
                 entry.program = self._program(build(entry.tape, tape))
@@ -145,12 +149,14 @@ class CompiledStep:
 def _signature(args, kwargs):
     """``(key, input tensors)``; TypeError for an argument that can be neither an input
     nor part of the key."""
-    inputs = []
+    inputs, first = [], {}
 
     def walk(v):
         if isinstance(v, Tensor):
             inputs.append(v)
-            return ("T", v.shape, v.dtype.str, str(v.device), v.requires_grad)
+            # which inputs share an array is part of the program: f(a, a) is not f(a, b)
+            same = first.setdefault(id(v._data), len(inputs) - 1)
+            return ("T", v.shape, v.dtype.str, str(v.device), v.requires_grad, same)
         if isinstance(v, (tuple, list)):
             return (type(v).__name__,) + tuple(map(walk, v))
         if isinstance(v, dict):

@@ -20,13 +20,15 @@ Events, in the order they ran:
 ``outs`` is ``(slots, shapes)``: the new slots and their (shape, dtype), compared
 between recordings.
 """
+import weakref
+
 from .. import tracing
 from ..autograd import anomaly, forward_ad
 from ..tensor import Tensor
 
 SLOT, OUTSIDE = "slot", "outside"
 #: Function attributes that are the engine's, never an op's own data.
-_ENGINE_ATTRS = frozenset({"xp", "backend", "next_edges", "needs_input_grad",
+ENGINE_ATTRS = frozenset({"xp", "backend", "next_edges", "needs_input_grad",
                            "target_backend"})
 
 
@@ -41,14 +43,20 @@ class Tape:
 
     def __init__(self, inputs):
         self.events = []
-        self.arrays = []   # slot -> array; keeps every array alive so ids stay unique
-        self.slot = {}     # id(array) -> its latest slot
+        self.n_slots = 0
+        self.slot = {}     # id(array) -> its slot, while that array lives
+        self._watch = {}   # slot -> weak reference that forgets the id when it dies
         self.problem = None
         self.paused = 0    # > 0 inside a replayable call: its insides are not recorded
         self.result = None
+        self.state_version = tracing.state_version
+        self.modules = {}  # id -> (module, its training flag) for each module called
         for t in inputs:
-            self._new_slot(t._data)
-        self.n_inputs = len(self.arrays)
+            if id(t._data) in self.slot:  # the same array again: read from its first slot
+                self.n_slots += 1
+            else:
+                self._new_slot(t._data)
+        self.n_inputs = self.n_slots
 
     # --- what tracing reports ----------------------------------------------------------
     def on_apply(self, fn, inputs, outs, raw):
@@ -60,7 +68,7 @@ class Tape:
             self.fail("detect_anomaly() is on; its checks run only in eager mode")
         refs = tuple([self.ref(t._data, t) for t in inputs])
         binds = tuple([(name, self.refs_in(v)) for name, v in vars(fn).items()
-                       if name[0] != "_" and name not in _ENGINE_ATTRS and _holds_array(v)])
+                       if name[0] != "_" and name not in ENGINE_ATTRS and holds_array(v)])
         single = not isinstance(raw, tuple)
         scalar = (raw is not outs[0]) if single else any(
             r is not o for r, o in zip(raw, outs))
@@ -79,6 +87,9 @@ class Tape:
         outs = () if out is None else out if isinstance(out, tuple) else (out,)
         self.events.append(("kernel", fn, self.refs_in(args), self._outputs(outs),
                             isinstance(out, tuple)))
+
+    def on_module(self, module):
+        self.modules[id(module)] = (module, module.training)
 
     def on_grad_set(self, tensor, grad):
         if self.paused:
@@ -108,8 +119,7 @@ class Tape:
         s = self.slot.get(id(arr))
         if s is not None:
             return (SLOT, s)
-        self.arrays.append(arr)  # alive until the tape goes: its id names only it
-        return (OUTSIDE, tensor, arr)
+        return (OUTSIDE, tensor, arr)  # the event keeps it alive: its id names only it
 
     def refs_in(self, value):
         """``value`` with its arrays (in tuples and lists too) replaced by references."""
@@ -120,9 +130,20 @@ class Tape:
         return ("value", value)
 
     def _new_slot(self, arr):
-        self.slot[id(arr)] = len(self.arrays)
-        self.arrays.append(arr)
-        return self.slot[id(arr)]
+        """A slot for ``arr``, named by its id for as long as it lives (not longer: the
+        tape does not keep the step's arrays alive, so a recording's memory is eager's)."""
+        slot, key = self.n_slots, id(arr)
+        self.n_slots += 1
+        self.slot[key] = slot
+
+        def forget(_, key=key, slot=slot, names=self.slot):
+            if names.get(key) == slot:
+                del names[key]
+        try:
+            self._watch[slot] = weakref.ref(arr, forget)
+        except TypeError:  # an array type without weak references: keep it instead
+            self._watch[slot] = arr
+        return slot
 
     def _outputs(self, outs):
         return (tuple([self._new_slot(a) for a in outs]),
@@ -149,8 +170,8 @@ class Tape:
         return ("none",)
 
 
-def _holds_array(v):
-    return is_array(v) or isinstance(v, (tuple, list)) and any(map(_holds_array, v))
+def holds_array(v):
+    return is_array(v) or isinstance(v, (tuple, list)) and any(map(holds_array, v))
 
 
 def record(fn, args, kwargs, inputs):

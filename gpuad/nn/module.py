@@ -78,6 +78,8 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward(); define it")
 
     def __call__(self, *args, **kwargs):
+        if tracing.tape is not None:
+            tracing.tape.on_module(self)  # a replay holds while its training flag does
         out = self.forward(*args, **kwargs)
         for hook in tuple(self._forward_hooks):
             replaced = hook(self, args, out)
@@ -91,6 +93,7 @@ class Module:
         if not callable(hook):
             raise TypeError(f"hook must be callable, got {type(hook).__name__}")
         self._forward_hooks.append(hook)
+        tracing.state_changed()
         return RemovableHandle(self._forward_hooks, hook)
 
     # --- walking the tree ----------------------------------------------------------------

@@ -93,6 +93,10 @@ def _set_index(x, index, value):
     x[index] = value
 
 
+for _f in (_ufunc_into, _copy_into, _fill, _set_index):
+    _f.writes_in_place = True
+
+
 def add_(x, other, alpha=1):
     if alpha != 1:
         other = other * alpha

@@ -1,5 +1,5 @@
 """Neural-network ops: softmax, log-softmax, losses, dropout."""
-from .. import dtypes
+from .. import dtypes, tracing
 from ..autograd import grad_mode
 from ..autograd.function import Function
 from ..tensor import Tensor
@@ -101,12 +101,16 @@ def _check_targets(logits, targets, op):
     if logits.ndim != 2 or targets.shape != logits.shape[:1]:
         raise ValueError(f"{op}: expected logits of shape (N, C) and targets of shape (N,), "
                          f"got {logits.shape} and {targets.shape}")
-    if targets.numel() and targets.device.type == "cpu":
-        lo, hi = int(targets._data.min()), int(targets._data.max())
-        if lo < 0 or hi >= logits.shape[1]:
-            bad = lo if lo < 0 else hi
-            raise IndexError(f"{op}: target {bad} is out of range for {logits.shape[1]} "
-                             f"classes (0 to {logits.shape[1] - 1})")
+    if targets.numel() and targets.device.type == "cpu":  # a recorded kernel: replays check
+        tracing.kernel(_check_range, targets._data, logits.shape[1], op)
+
+
+def _check_range(targets, classes, op):
+    lo, hi = int(targets.min()), int(targets.max())
+    if lo < 0 or hi >= classes:
+        bad = lo if lo < 0 else hi
+        raise IndexError(f"{op}: target {bad} is out of range for {classes} classes "
+                         f"(0 to {classes - 1})")
 
 
 def cross_entropy(logits, targets):

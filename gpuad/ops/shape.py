@@ -2,7 +2,7 @@
 
 None of them computes anything: their backward moves the gradient back into place.
 """
-from .. import dtypes
+from .. import dtypes, tracing
 from ..autograd.function import Function
 from ..tensor import Tensor
 
@@ -228,6 +228,9 @@ class GetItem(Function):
             index += (Ellipsis,)  # x[0] of a 1-D array: a 0-d view, not a NumPy scalar
         self.index, self.advanced, self.masks_only = index, advanced, masks_only
         self.is_view = not advanced
+        if advanced and any(getattr(i, "dtype", None) == dtypes.bool_ for i in index):
+            tracing.refuse("indexing with a boolean mask (its result's shape depends on "
+                           "the data)")
 
     def forward(self, x):
         self.in_shape = x.shape
