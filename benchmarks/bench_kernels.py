@@ -165,31 +165,44 @@ def _race(fused, plain, sync, steps=15):
     return best
 
 
+def race_all(be, n, on_row=None):
+    """Every case of ``cases`` on ``n`` float32 elements against a copy of that size:
+    ``(copy ms, copy GB/s, rows)``; ``on_row(row)`` is told of each row as it is done."""
+    sync = be.synchronize if be.name == "cuda" else None
+    _, arr = _arrays(be, n, np.float32)
+    src, dst = arr(n), arr(n)
+    copy = measure(lambda: dst.__setitem__(Ellipsis, src), steps=30, sync=sync)["min_ms"]
+    copy_gbs = 2 * n * 4 / copy / 1e6
+    rows = []
+    for name, per_elem, fused, plain, used in cases(be, n):
+        f, p = _race(fused, plain, sync)
+        gbs = per_elem * n * 4 / f / 1e6
+        rows.append(dict(op=name, n=n, plain_ms=p, fused_ms=f, speedup=p / f, gb_per_s=gbs,
+                         pct_copy=100 * gbs / copy_gbs, used=used, copy_ms=copy))
+        if on_row:
+            on_row(rows[-1])
+    return copy, copy_gbs, rows
+
+
 def main(args):
     be = backend_for(args.device)
-    sync = be.synchronize if be.name == "cuda" else None
     plain_name = "cupy" if be.name == "cuda" else "numpy"
     fused_name = "kernel" if be.name == "cuda" else "twin"
     results = {"machine": machine_info(), "device": args.device, "cold": args.cold,
                "first_call_ms": first_calls(be), "runs": []}
     print("first call (compile or cache load), ms:",
           ", ".join(f"{k} {v:.0f}" for k, v in results["first_call_ms"].items()))
+
+    def show(r):
+        print(f"{r['op']:46} {r['plain_ms']:9.3f} {r['fused_ms']:9.3f} {r['speedup']:7.2f}x "
+              f"{r['gb_per_s']:7.1f} {r['pct_copy']:6.0f}%  {'yes' if r['used'] else 'no'}")
     for n in args.sizes:
-        _, arr = _arrays(be, n, np.float32)
-        src, dst = arr(n), arr(n)
-        copy = measure(lambda: dst.__setitem__(Ellipsis, src), steps=30, sync=sync)["min_ms"]
-        copy_gbs = 2 * n * 4 / copy / 1e6
-        print(f"\n{n} float32 elements; copy {copy:.3f} ms = {copy_gbs:.1f} GB/s")
+        print(f"\n{n} float32 elements")
         print(f"{'op':46} {plain_name + ' ms':>9} {fused_name + ' ms':>9} {'speedup':>8} "
               f"{'GB/s':>7} {'% copy':>7}  used")
-        for name, per_elem, fused, plain, used in cases(be, n):
-            f, p = _race(fused, plain, sync)
-            gbs = per_elem * n * 4 / f / 1e6
-            results["runs"].append(dict(op=name, n=n, plain_ms=p, fused_ms=f, speedup=p / f,
-                                        gb_per_s=gbs, pct_copy=100 * gbs / copy_gbs,
-                                        used=used, copy_ms=copy))
-            print(f"{name:46} {p:9.3f} {f:9.3f} {p / f:7.2f}x {gbs:7.1f} "
-                  f"{100 * gbs / copy_gbs:6.0f}%  {'yes' if used else 'no'}")
+        copy, copy_gbs, rows = race_all(be, n, show)
+        print(f"copy {copy:.3f} ms = {copy_gbs:.1f} GB/s")
+        results["runs"] += rows
     print(f"\ntiny 4x4 float32, us per call: {'op':20} {'backend':>8} {plain_name:>8}")
     results["tiny_us"] = []
     for name, f, p in tiny_overhead(be):

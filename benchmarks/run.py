@@ -6,8 +6,9 @@
 
 For each device (cuda only when gpuad.cuda.is_available()) and optimizer it times
 bench_mlp's configs (L on cuda only) for gpuad eager and compiled, PyTorch eager (and
-captured in CUDA graphs, on cuda) and the NumPy/CuPy floor (sgd), then bench_overhead's
-per-op table. The first step of each contender (Numba/NVRTC compilation, allocator
+captured in CUDA graphs, on cuda) and the NumPy/CuPy floor (sgd), with each one's peak
+memory per step; then bench_overhead's per-op table and bench_kernels' races (fused
+kernel, unfused chain, copy). The first step of each contender (Numba/NVRTC compilation, allocator
 warm-up, gpuad.compile's first recording) is timed on its own and never enters the step
 medians; the steps after it are timed interleaved, one of each contender per round. Writes
 results.json, results.md and chart.png under <out>/<YYYY-MM-DD>-<machine>/ (a ``-quick``
@@ -18,6 +19,7 @@ import datetime
 import os
 import re
 import sys
+import tracemalloc
 
 import matplotlib
 matplotlib.use("Agg")
@@ -27,9 +29,11 @@ from tqdm import tqdm  # noqa: E402
 
 import gpuad  # noqa: E402
 from bench_mlp import CONFIGS, floor_step, gpuad_step, init, torch_step  # noqa: E402
+from bench_kernels import race_all  # noqa: E402
 from bench_overhead import cases, torch_cases  # noqa: E402
 from common import (machine_info, measure_interleaved, per_call_us, time_runs,  # noqa: E402
                     write_json)
+from gpuad.backends import backend_for  # noqa: E402
 
 CONTENDERS = ("gpuad", "gpuad_compiled", "torch", "torch_graphs", "floor")
 
@@ -73,8 +77,45 @@ def time_row(name, device, optimizer, builders, steps, bar):
         firsts[who] = time_runs(fns[who], 1, syncs[who])[0]
         bar.update()
     for who, stats in measure_interleaved(fns, steps, 3, syncs).items():
-        row[who] = {**stats, "first_call_ms": firsts[who]}
+        row[who] = {**stats, "first_call_ms": firsts[who],
+                    "peak_mib": peak_mib(who, device, fns[who], syncs[who])}
     return row
+
+
+def peak_mib(who, device, step, sync):
+    """MiB a step allocates above what was live when it started (activations, gradients,
+    temporaries): NumPy's traced allocations on cpu (PyTorch's are not traced: None),
+    the pool's (or PyTorch's) peak on cuda."""
+    if device == "cpu":
+        if who.startswith("torch"):
+            return None
+        tracemalloc.start()
+        try:
+            step()
+            return tracemalloc.get_traced_memory()[1] / 2**20
+        finally:
+            tracemalloc.stop()
+    if who.startswith("torch"):
+        torch = _torch()
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        step()
+        sync()
+        return (torch.cuda.max_memory_allocated() - before) / 2**20
+    before = gpuad.memory.memory_allocated(device)
+    gpuad.memory.reset_peak_memory_stats(device)
+    step()
+    sync()
+    return (gpuad.memory.max_memory_allocated(device) - before) / 2**20
+
+
+def kernels(device, bar, n=1 << 22):
+    """bench_kernels' races on ``n`` float32 elements: each fused kernel (Numba twin on
+    cpu) against the unfused array code and a copy of the same size."""
+    bar.set_description(f"kernels {device}")
+    copy_ms, copy_gbs, rows = race_all(backend_for(device), n)
+    bar.update()
+    return [{**r, "device": device, "copy_gb_per_s": copy_gbs} for r in rows]
 
 
 def overhead(device, compare, bar):
@@ -119,8 +160,9 @@ def _fmt(v, spec):
     return "-" if v is None else format(v, spec)
 
 
-def tables(rows, ops):
-    """The MLP and overhead tables as Markdown (what the terminal shows too)."""
+def tables(rows, ops, kerns):
+    """The MLP, memory, overhead and kernel tables as Markdown (the terminal shows them
+    too)."""
     mlp = ["| config | device | optimizer | gpuad ms median [min-max] | gpuad compiled "
            "| torch | torch graphs | floor (NumPy/CuPy) | gpuad/torch | compiled/torch "
            "| compiled/torch graphs | gpuad/floor | compiled/floor "
@@ -143,7 +185,18 @@ def tables(rows, ops):
         ovh.append(f"| {o['op']} | {o['device']} | {o['gpuad_us']:.2f} | "
                    f"{_fmt(o['raw_us'], '.2f')} | {_fmt(extra, '.2f')} | "
                    f"{_fmt(o['torch_us'], '.2f')} |")
-    return "\n".join(mlp), "\n".join(ovh)
+    mem = ["| config | device | optimizer | " + " | ".join(
+        f"{c.replace('_', ' ')} MiB" for c in CONTENDERS) + " |", "|---" * 8 + "|"]
+    for r in rows:
+        mem.append(f"| {r['config']} | {r['device']} | {r['optimizer']} | " + " | ".join(
+            _fmt(r[c]["peak_mib"] if c in r else None, ".1f") for c in CONTENDERS) + " |")
+    ker = ["| fused op (4M float32) | device | unfused ms | fused ms | speedup | % of copy "
+           "bandwidth | used |", "|---|---|---|---|---|---|---|"]
+    for k in kerns:
+        ker.append(f"| {k['op'].strip()} | {k['device']} | {k['plain_ms']:.3f} | "
+                   f"{k['fused_ms']:.3f} | {k['speedup']:.2f}x | {k['pct_copy']:.0f} % | "
+                   f"{'yes' if k['used'] else 'no'} |")
+    return "\n".join(mlp), "\n".join(mem), "\n".join(ovh), "\n".join(ker)
 
 
 def chart(rows, title, path):
@@ -210,28 +263,37 @@ def main():
 
     work = plan(devices, args.configs.split(","), args.optimizers.split(","), args.compare)
     n_ops = len(cases(devices[0]))
-    with tqdm(total=sum(len(b) for *_, b in work) + n_ops * len(devices), unit="run") as bar:
+    with tqdm(total=sum(len(b) for *_, b in work) + (n_ops + 1) * len(devices),
+              unit="run") as bar:
         rows = [time_row(*w, args.steps, bar) for w in work]
         ops = [o for d in devices for o in overhead(d, args.compare, bar)]
+        kerns = [k for d in devices for k in kernels(d, bar)]
 
     info = machine_info()
     today = datetime.date.today().isoformat()
     slug = machine_slug(info, devices)
-    mlp, ovh = tables(rows, ops)
-    print(f"\n{mlp}\n\n{ovh}")
+    mlp, mem, ovh, ker = tables(rows, ops, kerns)
+    print(f"\n{mlp}\n\n{mem}\n\n{ovh}\n\n{ker}")
 
     folder = os.path.join(args.out, f"{today}-{slug}" + ("-quick" if args.quick else ""))
     write_json(os.path.join(folder, "results.json"),
                {"machine": info, "date": today, "steps": args.steps, "rows": rows,
-                "overhead": ops})
+                "overhead": ops, "kernels": kerns})
     described = info.get("gpu") if "cuda" in devices else f"{info['cpu']}, {info['cores']} cores"
     with open(os.path.join(folder, "results.md"), "w") as f:
         f.write(f"# gpuad benchmarks, {today}, {described}\n\n"
                 f"`python benchmarks/run.py {' '.join(sys.argv[1:])}`; {args.steps} timed "
-                "steps (interleaved across contenders) after the first step and 3 warm-up steps. "
-                "Ratios below 1 mean gpuad "
-                f"is faster.\n\n## MLP training step\n\n{mlp}\n\n"
-                f"## Per-op overhead\n\n{ovh}\n")
+                "steps (interleaved across contenders) after the first step and 3 warm-up "
+                "steps. Ratios below 1 mean gpuad is faster.\n\n"
+                f"## MLP training step\n\n{mlp}\n\n"
+                "## Peak memory of a step\n\nAllocated during one step above what was live "
+                "before it (activations, gradients, temporaries): NumPy's traced allocations "
+                "on cpu (PyTorch's CPU allocations are not traced), the pool's or PyTorch's "
+                f"peak on cuda.\n\n{mem}\n\n"
+                f"## Per-op overhead\n\n{ovh}\n\n"
+                "## Fused kernels\n\nEach fused kernel (the Numba twin on cpu) against the "
+                "unfused array code it replaces, and the bytes it moves against a copy of the "
+                f"same size (best of 15).\n\n{ker}\n")
     chart(rows, f"MLP step, {described}, {today}", os.path.join(folder, "chart.png"))
     print(f"\nWrote {folder}/results.json, results.md, chart.png")
 
