@@ -29,11 +29,14 @@ def measure(fn, steps=20, warmup=3, sync=None):
             "max_ms": max(times), "steps": steps}
 
 
-def measure_interleaved(fns, steps=20, warmup=3, syncs=None):
-    """``measure`` for several contenders at once, one step of each per round (the order
-    rotating), so that a machine's drift over the run hits them all alike.
+def measure_interleaved(fns, steps=20, warmup=3, syncs=None, rounds=5, settle_s=0.2):
+    """``measure`` for several contenders at once, in ``rounds`` blocks of steps per
+    contender (the order rotating), so that a machine's drift over the run hits them all.
 
-    ``fns`` and ``syncs`` map a contender's name to its step and its sync (or None)."""
+    Each block starts with untimed steps for ``settle_s``: a library's worker threads
+    keep spinning for a while after its last call (OpenBLAS: ~0.1 s), and a PyTorch M
+    step measured 65 ms alone but 125 ms right after a NumPy one. ``fns`` and ``syncs``
+    map a contender's name to its step and its sync (or None)."""
     syncs = syncs or {}
     names = list(fns)
     for name in names:
@@ -42,11 +45,16 @@ def measure_interleaved(fns, steps=20, warmup=3, syncs=None):
         if syncs.get(name):
             syncs[name]()
     times = {name: [] for name in names}
-    for k in range(steps):
+    for k in range(rounds):
         for name in names[k % len(names):] + names[:k % len(names)]:
-            times[name] += time_runs(fns[name], 1, syncs.get(name))
+            end = time.perf_counter() + settle_s
+            while True:
+                time_runs(fns[name], 1, syncs.get(name))
+                if time.perf_counter() >= end:
+                    break
+            times[name] += time_runs(fns[name], -(-steps // rounds), syncs.get(name))
     return {name: {"median_ms": statistics.median(t), "min_ms": min(t), "max_ms": max(t),
-                   "steps": steps} for name, t in times.items()}
+                   "steps": len(t)} for name, t in times.items()}
 
 
 def per_call_us(fn, number=2000, repeat=5):

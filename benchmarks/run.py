@@ -10,7 +10,8 @@ captured in CUDA graphs, on cuda) and the NumPy/CuPy floor (sgd), with each one'
 memory per step; then bench_overhead's per-op table and bench_kernels' races (fused
 kernel, unfused chain, copy). The first step of each contender (Numba/NVRTC compilation, allocator
 warm-up, gpuad.compile's first recording) is timed on its own and never enters the step
-medians; the steps after it are timed interleaved, one of each contender per round. Writes
+medians; the steps after it are timed in blocks, contender after contender, over several
+rounds (see ``common.measure_interleaved``). Writes
 results.json, results.md and chart.png under <out>/<YYYY-MM-DD>-<machine>/ (a ``-quick``
 suffix for --quick, which is steps=5, configs S: a smoke run, not results to keep).
 """
@@ -63,8 +64,8 @@ def plan(devices, configs, optimizers, compare):
 
 
 def time_row(name, device, optimizer, builders, steps, bar):
-    """One row: each contender's first step on its own, then the steps after it, timed
-    interleaved (one step of each contender per round)."""
+    """One row: each contender's first step on its own, then the steps after it, timed in
+    rounds of blocks (``common.measure_interleaved``)."""
     sizes, batch = CONFIGS[name]
     arrays = init(sizes, batch)
     row = {"config": name, "sizes": sizes, "batch": batch, "device": device,
@@ -283,8 +284,8 @@ def main():
     with open(os.path.join(folder, "results.md"), "w") as f:
         f.write(f"# gpuad benchmarks, {today}, {described}\n\n"
                 f"`python benchmarks/run.py {' '.join(sys.argv[1:])}`; {args.steps} timed "
-                "steps (interleaved across contenders) after the first step and 3 warm-up "
-                "steps. Ratios below 1 mean gpuad is faster.\n\n"
+                "steps in 5 rounds of blocks per contender, each block after 0.2 s of untimed "
+                "steps, following the first step and 3 warm-up steps. Ratios below 1 mean gpuad is faster.\n\n"
                 f"## MLP training step\n\n{mlp}\n\n"
                 "## Peak memory of a step\n\nAllocated during one step above what was live "
                 "before it (activations, gradients, temporaries): NumPy's traced allocations "
