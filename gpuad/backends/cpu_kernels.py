@@ -19,6 +19,13 @@ MIN_ELEMENTS = 16384
 #: tanh's forward (Numba calls libm's scalar tanh, NumPy's tanh is vectorised), and gelu's
 #: backward fused with the bias gradient (erf-bound: the fused loop was ~10% slower than
 #: the elementwise twin followed by NumPy's column sum).
+#: Below this many elements a twin runs on one thread. Inside a training step each twin
+#: follows a matmul whose OpenBLAS threads keep spinning for a while, and a parallel twin
+#: competes with them: on 2 cores the S step (arrays up to 200k elements) took 1.90 ->
+#: 1.62 ms and 2.21 -> 1.91 ms compiled with its twins on one thread; M (1M-element
+#: activations) moved within noise either way (NOTES.md).
+PARALLEL_MIN_ELEMENTS = 1 << 20
+_THREADS = numba.config.NUMBA_NUM_THREADS
 FORWARD_SLOWER = {"tanh"}
 BIAS_FUSION_SLOWER = {"gelu"}
 
@@ -26,8 +33,13 @@ _twin = functools.cache(load)  # the module of kernels/<name>.py, looked up once
 
 
 def _takes(*arrays):
-    """True when a twin runs on these arrays: ``fusable`` and large enough to pay."""
-    return arrays[0].size >= MIN_ELEMENTS and fusable(*arrays)
+    """True when a twin runs on these arrays: ``fusable`` and large enough to pay; then
+    Numba's thread count is set for them (one thread below ``PARALLEL_MIN_ELEMENTS``)."""
+    n = arrays[0].size
+    if n < MIN_ELEMENTS or not fusable(*arrays):
+        return False
+    numba.set_num_threads(1 if n < PARALLEL_MIN_ELEMENTS else _THREADS)
+    return True
 
 
 class CPUKernels:
