@@ -1,4 +1,5 @@
-"""Time the same MLP training step on the CPU and, when there is one, on the GPU.
+"""Time the same MLP training step on the CPU and, when there is one, on the GPU: eager,
+and replayed by ``gpuad.compile`` (CUDA graphs on the GPU).
 
     python examples/cpu_vs_gpu.py [--batch-size 512] [--hidden 1024] [--steps 30]
 """
@@ -9,8 +10,8 @@ import gpuad
 from gpuad import nn
 
 
-def steps_per_second(device, batch_size, hidden, steps):
-    """Forward, backward and an Adam step on random data, after two warm-up steps."""
+def steps_per_second(device, batch_size, hidden, steps, compiled=False):
+    """Forward, backward and an Adam step on random data, after three warm-up steps."""
     gpuad.manual_seed(0)
     model = nn.Sequential(nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, hidden),
                           nn.ReLU(), nn.Linear(hidden, 10)).to(device)
@@ -23,8 +24,11 @@ def steps_per_second(device, batch_size, hidden, steps):
         opt.zero_grad()
         loss.backward()
         opt.step()
+        return loss.detach()
 
-    for _ in range(2):   # compiles kernels and fills caches: not part of the timing
+    if compiled:
+        step = gpuad.compile(step)
+    for _ in range(3):   # compiles kernels, fills caches, records: not part of the timing
         step()
     if device == "cuda":
         gpuad.cuda.synchronize()
@@ -42,15 +46,18 @@ def main(argv=None):
     p.add_argument("--hidden", type=int, default=1024)
     p.add_argument("--steps", type=int, default=30)
     args = p.parse_args(argv)
-    cpu = steps_per_second("cpu", args.batch_size, args.hidden, args.steps)
-    print(f"cpu : {cpu:8.1f} steps/s  ({cpu * args.batch_size:,.0f} samples/s)")
-    if not gpuad.cuda.is_available():
-        print("cuda: GPU unavailable (no CuPy or no CUDA GPU here); install gpuad[cuda12] "
-              "on a GPU machine to compare")
-        return
-    gpu = steps_per_second("cuda", args.batch_size, args.hidden, args.steps)
-    print(f"cuda: {gpu:8.1f} steps/s  ({gpu * args.batch_size:,.0f} samples/s), "
-          f"{gpu / cpu:.1f}x the CPU")
+    rates = {}
+    for device in ("cpu", "cuda"):
+        if device == "cuda" and not gpuad.cuda.is_available():
+            print("cuda: GPU unavailable (no CuPy or no CUDA GPU here); install "
+                  "gpuad[cuda12] on a GPU machine to compare")
+            break
+        for compiled in (False, True):
+            rate = steps_per_second(device, args.batch_size, args.hidden, args.steps, compiled)
+            rates[device, compiled] = rate
+            vs_cpu = f", {rate / rates['cpu', compiled]:.1f}x the CPU" if device == "cuda" else ""
+            print(f"{device:4} {'compiled' if compiled else 'eager':8}: {rate:8.1f} steps/s  "
+                  f"({rate * args.batch_size:,.0f} samples/s){vs_cpu}")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def _pair(device, make_opt, loss_fn=F.cross_entropy, dropout=0.0, sched=None):
 
 def _check_same(m1, m2):
     """Equal to float32 rounding (bitwise on CPU, where the replay runs the same calls)."""
-    tol = dict(rtol=1e-6, atol=1e-7) if m1[0].weight.device.type == "cpu" else \
+    tol = dict(rtol=1e-6, atol=1e-7) if next(m1.parameters()).device.type == "cpu" else \
         dict(rtol=1e-5, atol=1e-6)
     for p, q in zip(m1.parameters(), m2.parameters()):
         np.testing.assert_allclose(q.detach().numpy(), p.detach().numpy(), **tol)
@@ -260,3 +260,25 @@ def test_cuda_dropout_is_replayed_without_graphs():
         _run(eager, step, _batches("cuda"), seed_each=True)
     assert step.stats["replayed"] == STEPS - 2
     _check_same(m1, m2)
+
+
+def test_every_layer_kind_replays_like_eager(device):
+    """LayerNorm, GELU, LeakyReLU, Sigmoid, Flatten and dropout in eval mode, AdamW with a
+    cosine schedule: every op and fused kernel of the nn stack, replayed."""
+    def model():
+        gpuad.manual_seed(0)
+        return nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.LayerNorm(16), nn.GELU(),
+                             nn.Linear(16, 16), nn.LeakyReLU(0.1), nn.Dropout(0.3),
+                             nn.Linear(16, 16), nn.Sigmoid(), nn.Linear(16, 4)).to(device)
+    models = [model(), model()]
+    steps = []
+    for m in models:
+        m[6].eval()
+        opt = gpuad.optim.AdamW(m.parameters(), lr=1e-2)
+        sched = gpuad.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=4)
+        steps.append(train_step(m, opt, scheduler=sched))
+    batches = [(x.reshape(8, 3, 4), y) for x, y in _batches(device)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _run(steps[0], gpuad.compile(steps[1]), batches)
+    _check_same(*models)
