@@ -72,6 +72,6 @@ def test_small_examples_run(capsys):
     _example("cpu_vs_gpu").main(["--steps", "1", "--batch-size", "8", "--hidden", "16"])
     out = capsys.readouterr().out
     assert "using cpu" in out and "gradcheck against finite differences: passed" in out
-    assert "cpu :" in out
+    assert "cpu  compiled:" in out
     if not gpuad.cuda.is_available():
         assert "GPU unavailable" in out
