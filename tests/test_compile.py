@@ -1,6 +1,7 @@
 """``gpuad.compile``: replays equal eager steps (SGD, Adam, schedulers, dropout, indexing,
 in-place updates), new shapes record again, and what cannot be replayed runs eagerly
 after one warning that says why."""
+import types
 import warnings
 
 import numpy as np
@@ -282,3 +283,100 @@ def test_every_layer_kind_replays_like_eager(device):
         warnings.simplefilter("error")
         _run(steps[0], gpuad.compile(steps[1]), batches)
     _check_same(*models)
+
+
+class _FakeCuda:
+    """Just enough of CuPy's stream-capture API for GraphedProgram to run on NumPy: a
+    "capture" runs the work at once and a graph's launch does nothing, so a first call's
+    results are real and the host side (grads, calls, copies) can be checked on CPU."""
+
+    def __init__(self, fail=False):
+        self.launches, self.captures, self.fail = 0, 0, fail
+        fake = self
+
+        class Stream:
+            def __init__(self, non_blocking=False):
+                pass
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+            def record(self):
+                return None
+
+            def wait_event(self, event):
+                pass
+
+            def begin_capture(self):
+                if fake.fail:
+                    raise RuntimeError("cudaErrorStreamCaptureUnsupported")
+                fake.captures += 1
+
+            def end_capture(self):
+                return Graph()
+
+        class Graph:
+            def launch(self, stream):
+                fake.launches += 1
+
+        class Device(Stream):
+            def __init__(self, index):
+                pass
+
+        self.cuda = types.SimpleNamespace(Stream=Stream, Device=Device,
+                                          get_current_stream=Stream)
+        self.copyto = np.copyto
+
+
+def _graphed(program, fake):
+    from gpuad.capture.cuda_graph import GraphedProgram
+    from gpuad.memory import CachingAllocator
+    graphed = GraphedProgram(program, "cpu")
+    graphed.xp = fake
+    graphed.backend = types.SimpleNamespace(
+        xp=fake, device=gpuad.device("cpu"),
+        pool=CachingAllocator("fake", lambda n: bytearray(n)))
+    return graphed
+
+
+def test_graphed_program_host_side_on_a_fake_cuda():
+    """The CUDA-graph replay's host side, run on NumPy: one capture per stretch of device
+    work, the .grad set and the optimizer called after each launch (the first call's
+    results equal eager's), a recapture when a parameter's array is replaced."""
+    m1, eager, m2, step = _pair("cpu", OPTIMIZERS["adam"])
+    batches = _batches("cpu", 4)
+    _run(eager, step, batches[:2])
+    program = next(iter(step.cache.values())).program
+    fake = _FakeCuda()
+    graphed = _graphed(program, fake)
+    x, y = batches[2]
+    np.testing.assert_allclose(graphed.run([x._data, y._data]).item(), eager(x, y).item(),
+                               rtol=1e-6)
+    _check_same(m1, m2)
+    n_device_stretches = sum(1 for d, _, _ in graphed.segments if d)
+    assert fake.captures == n_device_stretches == fake.launches
+    graphed.run([x._data, y._data])      # replays: launches only
+    assert fake.captures == n_device_stretches and fake.launches == 2 * n_device_stretches
+    for p in m2.parameters():
+        p.data = p.data.copy()
+    graphed.run([x._data, y._data])      # a parameter moved: captured again
+    assert fake.captures == 2 * n_device_stretches
+    graphed.release()
+    assert graphed.graphs is None and graphed.private is None
+
+
+def test_a_step_that_cannot_be_captured_replays_without_graphs(monkeypatch):
+    """When capture fails (a host sync inside the step), nothing has run: the same
+    program replays ungraphed, with one warning naming the error."""
+    from gpuad.capture import step as step_module
+    fake = _FakeCuda(fail=True)
+    monkeypatch.setattr(step_module.CompiledStep, "_program",
+                        lambda self, program: _graphed(program, fake))
+    m1, eager, m2, step = _pair("cpu", OPTIMIZERS["sgd"])
+    with pytest.warns(RuntimeWarning, match="StreamCaptureUnsupported"):
+        _run(eager, step, _batches("cpu"))
+    assert step.stats["replayed"] == STEPS - 2
+    _check_same(m1, m2)
