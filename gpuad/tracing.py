@@ -2,10 +2,11 @@
 
 ``tape`` is None except while ``gpuad.capture`` runs a step to record it. Every array a
 step computes must reach it: ``Function.apply`` reports each op, ``kernel`` each raw
-kernel call made outside an op (a fused backward, an in-place write), ``grad_set`` each
-``.grad`` assignment, ``host_read`` each read of values on the host (which a replay
-could not repeat), ``refuse`` what cannot be replayed at all, and ``replayable`` marks the methods a replay calls again as they are
-(an optimizer's ``step``, ``zero_grad``) instead of recording what they do.
+kernel call made outside an op (a fused backward, an in-place write, a factory),
+``grad_set`` each ``.grad`` assignment, ``host_read`` each read of values on the host
+(which a replay could not repeat), ``refuse`` what cannot be replayed at all; and
+``replayable`` marks the methods a replay calls again as they are (an optimizer's
+``step``, ``zero_grad``) instead of recording what they do.
 """
 import functools
 

@@ -135,17 +135,17 @@ class _Builder:
         _, fn, refs, binds, outs, single, scalar, hidden = e2
         if type(fn1) is not type(fn) or len(refs1) != len(refs) or outs1[1] != outs[1]:
             raise Mismatch(f"op {fn1.name} became {fn.name} (or its shapes changed)")
-        for name, value in _settings(fn).items():  # an exponent, a slope, an int index
-            if not _same(_settings(fn1).get(name, _MISSING), value):
-                raise Mismatch(f"op {fn.name}'s {name} changed from "
-                               f"{_settings(fn1).get(name)!r} to {value!r}")
+        settings1, settings = _settings(fn1), _settings(fn)  # an exponent, an int index
+        if settings1.keys() != settings.keys() or not all(
+                _same(settings1[k], v) for k, v in settings.items()):
+            raise Mismatch(f"op {fn.name}'s settings changed from {settings1} to {settings}")
         ins = [self.slot_of(r1, r) for r1, r in zip(refs1, refs)]
         bound = []
         for (name1, t1), (name, t) in zip(binds1, binds):
             tpl = self.template_of(t1, t)
             if name1 != name:
                 raise Mismatch(f"op {fn.name} holds different arrays")
-            if _reads_slots(tpl):
+            if _slots_in(tpl):
                 bound.append((name, tpl))
         fn._recording = bool(hidden)  # a replay saves only what is a result too
         self.has_random = self.has_random or fn.draws_random
@@ -262,9 +262,6 @@ class _Builder:
         return functools.partial(_result_dict, keys, parts)
 
 
-_MISSING = object()
-
-
 def _same(a, b):
     """Equal plain values (numbers, strings, dtypes, slices, tuples of them), or the same
     object."""
@@ -295,10 +292,6 @@ def _slots_in(tpl):
     if tpl[0] == "s":
         return [i for item in tpl[1] for i in _slots_in(item)]
     return []
-
-
-def _reads_slots(tpl):
-    return bool(_slots_in(tpl))
 
 
 def _fill(tpl, arrays):
