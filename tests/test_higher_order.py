@@ -104,3 +104,35 @@ def test_gradcheck_of_a_gradient(device):
         return grad((t.tanh() * t ** 2).sum(), t, create_graph=True)[0]
 
     assert gpuad.autograd.gradcheck(first_derivative, (x,))
+
+
+def test_a_detached_alias_stays_outside_the_gradients_graph(device):
+    # x and x.detach() hold one array: the saved operand must be the detached one
+    x = gpuad.tensor([1.0, 2.0], device=device, requires_grad=True)
+    g, = grad((x * x.detach()).sum(), x, create_graph=True)
+    assert not g.requires_grad  # PyTorch: the gradient is the constant x.detach()
+    np.testing.assert_allclose(g.numpy(), [1.0, 2.0])
+    y = gpuad.tensor([3.0], device=device, requires_grad=True)
+    g, = grad((y.detach() * y * y).sum(), y, create_graph=True)
+    gg, = grad(g.sum(), y)
+    np.testing.assert_allclose(gg.numpy(), [6.0])  # 2 * y.detach()
+
+
+def test_forward_over_reverse_sees_the_tangent_of_an_aliased_operand(device):
+    torch = pytest.importorskip("torch")
+    import torch.autograd.forward_ad as fwAD
+
+    def grad_of(p):
+        q = p.detach().requires_grad_()
+        with gpuad.enable_grad():
+            g, = grad(((q * p) ** 3).sum(), q)
+        return g
+
+    x = gpuad.tensor([1.0, 2.0], device=device, dtype=gpuad.float64)
+    _, tangent = gpuad.autograd.jvp(grad_of, (x,), (gpuad.ones_like(x),))
+    xt = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    with fwAD.dual_level():
+        p = fwAD.make_dual(xt, torch.ones(2, dtype=torch.float64))
+        q = xt.clone().requires_grad_()
+        expected = fwAD.unpack_dual(torch.autograd.grad(((q * p) ** 3).sum(), q)[0]).tangent
+    np.testing.assert_allclose(tangent.numpy(), expected.numpy())

@@ -131,9 +131,10 @@ def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=No
     root_nodes = list(buffers)
     deps = _dependencies(root_nodes)
     ready = [n for n in root_nodes if deps.get(n, 0) == 0]
-    # under an open jvp the backward must be made of dual-aware ops, not fused kernels
-    composite = create_graph or forward_ad._level is not None
-    with grad_mode.enable_grad() if composite else grad_mode.no_grad():
+    # a backward that is recorded, or carries tangents (an open jvp), must be made of
+    # Tensor ops: each op's composite ``backward``; else its ``fused_backward`` if it has one
+    fused = not create_graph and forward_ad._level is None
+    with grad_mode.enable_grad() if create_graph else grad_mode.no_grad():
         while ready:
             node = ready.pop()
             gys = buffers.pop(node, None)
@@ -142,7 +143,7 @@ def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=No
                     if edge is not None and isinstance(edge[0], Function):
                         _arrive(edge[0], deps, ready)
             else:
-                _run_node(node, gys, sink, buffers, deps, ready)
+                _run_node(node, gys, sink, buffers, deps, ready, fused)
             if not retain_graph:
                 node._release()
         sink.finish()
@@ -151,7 +152,7 @@ def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=No
     return None
 
 
-def _run_node(node, gys, sink, buffers, deps, ready):
+def _run_node(node, gys, sink, buffers, deps, ready, fused):
     if node._saved is None:
         raise RuntimeError(
             f"Trying to backward through the graph a second time ({node.name}): its saved "
@@ -164,11 +165,12 @@ def _run_node(node, gys, sink, buffers, deps, ready):
             gys[i] = _zeros(node, i)
     if node._hooks or node._retained or sink.capture is not None:
         gys = sink.node_outputs(node, gys)
+    rule = node.fused_backward if fused and node.fused_backward is not None else node.backward
     if anomaly._enabled:
         with anomaly.running_backward_of(node):
-            gxs = node.backward(*gys)
+            gxs = rule(*gys)
     else:
-        gxs = node.backward(*gys)
+        gxs = rule(*gys)
     if not isinstance(gxs, tuple):
         gxs = (gxs,)
     if anomaly._enabled:

@@ -8,6 +8,8 @@ An op subclasses Function and writes two methods:
 * ``backward(self, *grads)`` takes and returns Tensors, one gradient per input (``None``
   where there is none), built from Tensor ops so that the backward pass can itself be
   differentiated (``create_graph=True``).
+* optionally ``fused_backward(self, *grads)``: the same gradients through fused kernels,
+  used when no graph of the backward is wanted.
 
 The engine never needs to know about an op: adding one touches nothing else.
 """
@@ -56,6 +58,12 @@ class Function:
     def backward(self, *grads):
         raise NotImplementedError(f"{type(self).__name__} has no backward")
 
+    #: Optional ``fused_backward(self, *grads)``: the same gradients as ``backward``,
+    #: computed by fused kernels (through ``self.call_kernel``) and not differentiable
+    #: again. The engine calls it when the backward needs no graph of its own, and
+    #: ``backward`` under ``create_graph=True`` or an open ``jvp``.
+    fused_backward = None
+
     def jvp(self, *tangents):
         """Forward mode: the outputs' tangents from the inputs' (None means zero).
 
@@ -92,6 +100,8 @@ class Function:
                 check_same_device(inputs, self.name)  # raises, naming both devices
             arrays.append(t._data)
             needs.append(t._requires_grad)
+        if len(arrays) > 1 and (len(arrays) > 2 or arrays[0] is arrays[1]):
+            _distinct_arrays(inputs, arrays)
         self.backend = backend
         self.xp = backend.xp
         record = grad_mode._enabled and self.differentiable and True in needs
@@ -123,7 +133,7 @@ class Function:
             results = tuple([Tensor._make(a, backend, None, 0, version) for a in outs])
             if dual:
                 self._input_meta = tuple([(t._data.shape, t._data.dtype) for t in inputs])
-                self._saved = tuple([self._pack(a, inputs, outs, results)
+                self._saved = tuple([self._pack(a, inputs, arrays, outs, results)
                                      for a in self._to_save])
                 forward_ad.apply_rule(self, inputs, results)
             return results[0] if single else results
@@ -142,7 +152,7 @@ class Function:
         self._output_meta = tuple(out_meta)
         results = tuple(results)
         if self._to_save:
-            self._saved = tuple([self._pack(a, inputs, outs, results) for a in self._to_save])
+            self._saved = tuple([self._pack(a, inputs, arrays, outs, results) for a in self._to_save])
             self._to_save = ()  # packed: only _saved holds them now, so _release() frees them
         else:
             self._saved = ()
@@ -175,11 +185,11 @@ class Function:
         shape, dtype = self._input_meta[i]
         return Tensor._make(self.xp.zeros(shape, dtype), self.backend)
 
-    def _pack(self, arr, inputs, outs, results):
+    def _pack(self, arr, inputs, arrays, outs, results):
         if arr is None:
             return None
-        for t in inputs:
-            if t._data is arr:
+        for t, a in zip(inputs, arrays):
+            if a is arr:
                 return (_INPUT, t, t._version_counter, t._version_counter[0])
         for i, a in enumerate(outs):
             if a is arr:
@@ -232,3 +242,13 @@ class Function:
 
     def __repr__(self):
         return f"<{self.name}Backward>"
+
+
+def _distinct_arrays(inputs, arrays):
+    """Give forward a view where two different tensors hold one array (``x`` and
+    ``x.detach()``): what it saves is told apart by identity, so each must be its own."""
+    for i in range(1, len(arrays)):
+        for j in range(i):
+            if arrays[i] is arrays[j] and inputs[i] is not inputs[j]:
+                arrays[i] = arrays[i].view()
+                break

@@ -4,7 +4,6 @@ Binary ops broadcast like NumPy and promote dtypes like PyTorch; their backward 
 each gradient back to its input's shape (``sum_to``).
 """
 from .. import dtypes
-from ..autograd import grad_mode
 from ..autograd.function import Function
 from ..errors import broadcast_shapes
 from ..tensor import Tensor
@@ -322,8 +321,10 @@ class Tanh(_Unary):
 
     def backward(self, gy):
         y, = self.saved_tensors
-        if grad_mode.is_grad_enabled():  # create_graph: a differentiable backward
-            return gy * (1 - y * y)
+        return gy * (1 - y * y)
+
+    def fused_backward(self, gy):
+        y, = self.saved_tensors
         return self.call_kernel(self.backend.act_backward, gy, y, "tanh")
 
 
@@ -335,8 +336,10 @@ class Sigmoid(_Unary):
 
     def backward(self, gy):
         y, = self.saved_tensors
-        if grad_mode.is_grad_enabled():
-            return gy * y * (1 - y)
+        return gy * y * (1 - y)
+
+    def fused_backward(self, gy):
+        y, = self.saved_tensors
         return self.call_kernel(self.backend.act_backward, gy, y, "sigmoid")
 
 
@@ -348,8 +351,10 @@ class Relu(_Unary):
 
     def backward(self, gy):
         y, = self.saved_tensors
-        if grad_mode.is_grad_enabled():
-            return gy * (y > 0)
+        return gy * (y > 0)
+
+    def fused_backward(self, gy):
+        y, = self.saved_tensors
         return self.call_kernel(self.backend.act_backward, gy, y, "relu")
 
 
@@ -365,8 +370,10 @@ class LeakyRelu(_Unary):
 
     def backward(self, gy):
         s, = self.saved_tensors
-        if grad_mode.is_grad_enabled():
-            return where(s > 0, gy, gy * self.slope)
+        return where(s > 0, gy, gy * self.slope)
+
+    def fused_backward(self, gy):
+        s, = self.saved_tensors
         return self.call_kernel(self.backend.act_backward, gy, s, "leaky_relu", self.slope)
 
 
@@ -379,10 +386,12 @@ class Gelu(_Unary):
 
     def backward(self, gy):
         x, = self.saved_tensors
-        if grad_mode.is_grad_enabled():
-            cdf = 0.5 * (1 + erf(x * 0.7071067811865476))
-            pdf = exp(-0.5 * x * x) * 0.3989422804014327
-            return gy * (cdf + x * pdf)
+        cdf = 0.5 * (1 + erf(x * 0.7071067811865476))
+        pdf = exp(-0.5 * x * x) * 0.3989422804014327
+        return gy * (cdf + x * pdf)
+
+    def fused_backward(self, gy):
+        x, = self.saved_tensors
         return self.call_kernel(self.backend.act_backward, gy, x, "gelu")
 
 

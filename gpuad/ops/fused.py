@@ -5,7 +5,6 @@ backend's fused bias + activation written over the matmul's output; backward is 
 pass (activation and bias gradients) and the two matmuls.
 """
 from .. import dtypes
-from ..autograd import grad_mode
 from ..autograd.function import Function
 from ..backends.base import saves_output
 from ..tensor import Tensor
@@ -71,23 +70,19 @@ class LinearAct(Function):
 
     def backward(self, gy):
         x, w, b, saved = self.saved_tensors
-        nx, nw, *nb = self.needs_input_grad
-        nb = bool(nb) and nb[0]
-        gb = None
-        if grad_mode.is_grad_enabled():  # create_graph: a backward built from Tensor ops
-            if not saves_output(self.activation, SLOPE):
-                saved = linear(x, w, b)  # the pre-activation, now in the graph
-            gz = _activation_grad(self.activation, gy, saved)
-            if nb:
-                gb = reshape(gz, (-1, gz.shape[-1])).sum(0)
-        elif nb:
+        gz = self._activation_grad(gy, x, w, b, saved)
+        gb = reshape(gz, (-1, gz.shape[-1])).sum(0) if self._needs_bias_grad() else None
+        return self._linear_grads(gz, gb, x, w)
+
+    def fused_backward(self, gy):
+        x, w, _, saved = self.saved_tensors
+        if self._needs_bias_grad():
             gz, gb = self.call_kernel(self.backend.act_bias_backward, gy, saved,
                                       self.activation, SLOPE)
         else:
-            gz = self.call_kernel(self.backend.act_backward, gy, saved, self.activation, SLOPE)
-        gx = gz @ w if nx else None
-        gw = reshape(gz, (-1, gz.shape[-1])).mT @ reshape(x, (-1, x.shape[-1])) if nw else None
-        return (gx, gw) if len(self.needs_input_grad) == 2 else (gx, gw, gb)
+            gz, gb = self.call_kernel(self.backend.act_backward, gy, saved, self.activation,
+                                      SLOPE), None
+        return self._linear_grads(gz, gb, x, w)
 
     def jvp(self, tx, tw, tb=None):
         x, w, _, saved = self.saved_tensors
@@ -98,8 +93,22 @@ class LinearAct(Function):
             tz = tz + t
         if tz.shape != saved.shape:
             tz = expand(tz, saved.shape)
-        return Tensor._make(self.backend.act_backward(tz._data, saved._data, self.activation,
-                                                      SLOPE), self.backend)
+        return _activation_grad(self.activation, tz, saved)  # saved: output, or gelu's input
+
+    def _activation_grad(self, gy, x, w, b, saved):
+        """The activation's gradient from Tensor ops (differentiable again)."""
+        if not saves_output(self.activation, SLOPE):
+            saved = linear(x, w, b)  # the pre-activation, now in the graph
+        return _activation_grad(self.activation, gy, saved)
+
+    def _needs_bias_grad(self):
+        return len(self.needs_input_grad) == 3 and self.needs_input_grad[2]
+
+    def _linear_grads(self, gz, gb, x, w):
+        nx, nw = self.needs_input_grad[:2]
+        gx = gz @ w if nx else None
+        gw = reshape(gz, (-1, gz.shape[-1])).mT @ reshape(x, (-1, x.shape[-1])) if nw else None
+        return (gx, gw) if len(self.needs_input_grad) == 2 else (gx, gw, gb)
 
 
 def _activation_grad(activation, gy, s):

@@ -1,6 +1,5 @@
 """Neural-network ops: softmax, log-softmax, losses, dropout."""
 from .. import dtypes, tracing
-from ..autograd import grad_mode
 from ..autograd.function import Function
 from ..tensor import Tensor
 from .elementwise import as_operands, exp
@@ -77,18 +76,20 @@ class CrossEntropy(Function):
 
     def backward(self, gy):
         x, lse, t = self.saved_tensors
-        n = x.shape[0]
-        if grad_mode.is_grad_enabled():  # create_graph: a backward that is differentiable
-            classes = Tensor._make(self.xp.arange(x.shape[1]), self.backend)
-            return (softmax(x, 1) - (classes == t.reshape(-1, 1))) * (gy / n), None
-        return self.call_kernel(self.backend.cross_entropy_backward, x, lse, t, gy / n), None
+        return self._softmax_minus_onehot(x, t) * (gy / x.shape[0]), None
+
+    def fused_backward(self, gy):
+        x, lse, t = self.saved_tensors
+        return self.call_kernel(self.backend.cross_entropy_backward, x, lse, t,
+                                gy / x.shape[0]), None
 
     def jvp(self, tx, tt):
         x, lse, t = self.saved_tensors
-        one = Tensor._make(self.xp.ones((), x.dtype), self.backend)
-        g = Tensor._make(self.backend.cross_entropy_backward(
-            x._data, lse._data, t._data, one._data / x.shape[0]), self.backend)
-        return sum(g * tx)
+        return sum(self._softmax_minus_onehot(x, t) * tx) / x.shape[0]
+
+    def _softmax_minus_onehot(self, x, t):
+        classes = Tensor._make(self.xp.arange(x.shape[1]), self.backend)
+        return softmax(x, 1) - (classes == t.reshape(-1, 1))
 
 
 def _check_targets(logits, targets, op):
@@ -127,8 +128,8 @@ def nll_loss(log_probs, targets):
 
 
 class MSELoss(Function):
-    """``scale * sum((x - t) ** 2)``, ``scale`` 1/N for the mean, 1 for the sum; backward is
-    the backend's fused ``2 * scale * (x - t)``, from the saved inputs (no copy kept)."""
+    """``scale * sum((x - t) ** 2)``, ``scale`` 1/N for the mean, 1 for the sum; the fused
+    backward is the backend's ``2 * scale * (x - t)``, from the saved inputs (no copy kept)."""
 
     def __init__(self, mean):
         self.mean = mean
@@ -141,12 +142,18 @@ class MSELoss(Function):
 
     def backward(self, gy):
         x, t = self.saved_tensors
+        return self._grads((x - t) * (2 * self._scale(gy, x)))
+
+    def fused_backward(self, gy):
+        x, t = self.saved_tensors
+        return self._grads(self.call_kernel(self.backend.mse_backward, x, t,
+                                            self._scale(gy, x)))
+
+    def _scale(self, gy, x):
+        return gy / x.numel() if self.mean else gy
+
+    def _grads(self, gx):
         nx, nt = self.needs_input_grad
-        if grad_mode.is_grad_enabled():  # create_graph: a differentiable backward
-            gx = (x - t) * (2 * (gy / x.numel() if self.mean else gy))
-        else:
-            scale = gy / x.numel() if self.mean else gy
-            gx = self.call_kernel(self.backend.mse_backward, x, t, scale)
         return gx if nx else None, -gx if nt else None
 
     def jvp(self, tx, tt):
