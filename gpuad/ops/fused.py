@@ -20,9 +20,14 @@ SLOPE = 0.01
 
 
 def linear(x, weight, bias=None):
-    """``x @ weight.T + bias``, PyTorch's ``F.linear``."""
+    """``x @ weight.T + bias``, PyTorch's ``F.linear``: all of one dtype."""
     y = matmul(x, weight.mT if weight.ndim > 1 else weight)
-    return y if bias is None else y + bias
+    if bias is None:
+        return y
+    if isinstance(bias, Tensor) and bias.dtype != y.dtype:
+        raise TypeError(f"linear: the bias is {dtypes.name(bias.dtype)} but the input and "
+                        f"weight are {dtypes.name(y.dtype)}; they must have the same dtype")
+    return y + bias
 
 
 def linear_act(x, weight, bias, activation):

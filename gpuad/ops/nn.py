@@ -80,7 +80,8 @@ class CrossEntropy(Function):
         n = x.shape[0]
         if grad_mode.is_grad_enabled():  # create_graph: a backward that is differentiable
             classes = Tensor._make(self.xp.arange(x.shape[1]), self.backend)
-            return (softmax(x, 1) - (classes == t.reshape(-1, 1))) * (gy / n), None
+            onehot = (classes == t.reshape(-1, 1)).to(x.dtype)
+            return (softmax(x, 1) - onehot) * (gy / n), None
         return self.call_kernel(self.backend.cross_entropy_backward, x, lse, t, gy / n), None
 
     def jvp(self, tx, tt):

@@ -8,13 +8,15 @@ from ..tensor import Tensor
 
 
 def _dim(d, ndim, op, extra=0):
-    """``d`` as a non-negative dimension, or an error naming the valid range."""
+    """``d`` as a non-negative dimension, or an error naming the valid range. A 0-d tensor
+    takes 0 and -1 as PyTorch does (both give 0)."""
     n = ndim + extra
     if not isinstance(d, int) or isinstance(d, bool):
         raise TypeError(f"{op}: dim must be an int, got {d!r}")
-    if not -n <= d < max(n, 1):
+    m = max(n, 1)
+    if not -m <= d < m:
         raise IndexError(f"{op}: dim {d} is out of range for a tensor with {ndim} dims "
-                         f"(expected {-n} to {max(n, 1) - 1})")
+                         f"(expected {-m} to {m - 1})")
     return d % n if n else 0
 
 
