@@ -254,3 +254,23 @@ def test_maximum_minimum_with_nan_and_ties_match_torch(device, case):
     t_out, t_grads = value_and_grads(torch, case, arrays)
     assert_same(g_out, t_out)
     assert_same(g_grads, t_grads, what="grads")
+
+
+@pytest.mark.parametrize("case", [
+    lambda lib, x: x / 1e6, lambda lib, x: x * 1e5, lambda lib, x: 1e5 * x - 7e4,
+    lambda lib, x: (x + 1e5) - 1e5, lambda lib, x: 1e6 / (x + 1), lambda lib, x: x < 1e5,
+    lambda lib, x: x == 70000.0, lambda lib, x: 2e5 - x,
+], ids=["div", "mul", "mul_sub", "add_sub", "rdiv", "lt", "eq", "rsub"])
+def test_float16_with_python_numbers_beyond_its_range_like_torch(device, case, request):
+    """PyTorch computes float16 mul, div and comparisons with a Python number in float32
+    and rounds the result once (x / 1e6 is not x / inf); add and sub take the number as
+    float16 (inf)."""
+    data = np.array([1.0, 0.5, 300.0, -2.0], np.float16)
+    g, (gg,) = value_and_grads(gpuad, case, [data], device)
+    t, (tg,) = value_and_grads(torch, case, [data])
+    assert_same(g, t, rtol=1e-3)
+    if request.node.callspec.id.endswith("rdiv"):
+        # PyTorch's backward takes 1e6 as float16 (inf): -inf at x = 300, not -11.04
+        np.testing.assert_allclose(gg.numpy()[2], -1e6 / 301.0 ** 2, rtol=1e-3)
+    else:
+        assert_same(gg, tg, rtol=1e-3)

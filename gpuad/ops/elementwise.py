@@ -3,6 +3,8 @@
 Binary ops broadcast like NumPy and promote dtypes like PyTorch; their backward sums
 each gradient back to its input's shape (``sum_to``).
 """
+import builtins
+
 from .. import dtypes
 from ..autograd import grad_mode
 from ..autograd.function import Function
@@ -11,12 +13,18 @@ from ..tensor import Tensor
 from .shape import expand, sum_to
 
 
-def as_operands(a, b, op, broadcast=True):
+def as_operands(a, b, op, broadcast=True, wide_scalars=False):
     """Both operands as Tensors of one dtype on one device (Python numbers become 0-d),
-    checked to broadcast against each other unless ``broadcast=False``."""
+    checked to broadcast against each other unless ``broadcast=False``.
+
+    ``wide_scalars``: the op computes a float16 tensor with a Python number in float32
+    (as PyTorch's mul, div and comparisons do), so a number beyond float16's range raises
+    ``_BeyondFloat16`` for the op to take that path; elsewhere it becomes inf, as there."""
     if not (isinstance(a, Tensor) and isinstance(b, Tensor) and a._data.dtype == b._data.dtype):
         dtype = dtypes.result_type(a, b)
         like = a if isinstance(a, Tensor) else b
+        if wide_scalars and dtype is dtypes.float16:
+            _check_fits_float16(b if like is a else a)
         a, b = _as_tensor(a, like, dtype), _as_tensor(b, like, dtype)
     sa, sb = a._data.shape, b._data.shape
     if broadcast and sa != sb and sa and sb:  # a 0-d operand broadcasts to any shape
@@ -24,11 +32,29 @@ def as_operands(a, b, op, broadcast=True):
     return a, b
 
 
+class _BeyondFloat16(Exception):
+    """A Python number that float16 cannot hold met a float16 tensor in an op that
+    computes in float32 then (``x / 1e6`` is not ``x / inf``)."""
+
+
+def _check_fits_float16(x):
+    if not isinstance(x, Tensor) and 65504.0 < builtins.abs(x) < float("inf"):
+        raise _BeyondFloat16
+
+
 def _as_tensor(x, like, dtype):
     if isinstance(x, Tensor):
         return x if x._data.dtype == dtype else cast(x, dtype)
     backend = like._backend
     return Tensor._make(backend.xp.asarray(x, dtype=dtype), backend)
+
+
+def _in_float32(op, a, b):
+    """``op(a, b)`` for a float16 tensor and a Python number beyond float16's range:
+    computed in float32, a floating result rounded to float16."""
+    a, b = [cast(v, dtypes.float32) if isinstance(v, Tensor) else v for v in (a, b)]
+    out = op(a, b)
+    return cast(out, dtypes.float16) if out.dtype is dtypes.float32 else out
 
 
 class Cast(Function):
@@ -247,12 +273,18 @@ def _is_bool(v):
 
 
 def mul(a, b):
-    return Mul().apply(*as_operands(a, b, "mul"))
+    try:
+        return Mul().apply(*as_operands(a, b, "mul", wide_scalars=True))
+    except _BeyondFloat16:
+        return _in_float32(mul, a, b)
 
 
 def div(a, b):
     """True division: integer tensors give the default float dtype, as in PyTorch."""
-    a, b = as_operands(a, b, "div")
+    try:
+        a, b = as_operands(a, b, "div", wide_scalars=True)
+    except _BeyondFloat16:
+        return _in_float32(div, a, b)
     if not dtypes.is_floating(a.dtype):
         a, b = cast(a, dtypes.get_default_dtype()), cast(b, dtypes.get_default_dtype())
     return Div().apply(a, b)
@@ -683,7 +715,10 @@ class _Compare(Function):
 
 def _compare(ufunc):
     def compare(a, b):
-        return _Compare(ufunc).apply(*as_operands(a, b, ufunc))
+        try:
+            return _Compare(ufunc).apply(*as_operands(a, b, ufunc, wide_scalars=True))
+        except _BeyondFloat16:
+            return _in_float32(compare, a, b)
     compare.__name__ = ufunc
     return compare
 

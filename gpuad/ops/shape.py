@@ -333,7 +333,7 @@ def stack(tensors, dim=0):
 def split(x, split_size_or_sections, dim=0):
     """Pieces of ``x`` along ``dim``: of a size each (the last may be smaller) or of the
     listed sizes."""
-    d = _dim(dim, x.ndim, "split")
+    d = _dim(dim, _at_least_1d(x, "split"), "split")
     n = x.shape[d]
     if isinstance(split_size_or_sections, int):
         step = split_size_or_sections
@@ -352,8 +352,15 @@ def split(x, split_size_or_sections, dim=0):
     return tuple(pieces)
 
 
+def _at_least_1d(x, op):
+    if x.ndim == 0:
+        raise ValueError(f"{op} of a 0-d tensor: there is no dim to cut (PyTorch refuses "
+                         "it too); reshape it to (1,) first")
+    return x.ndim
+
+
 def chunk(x, chunks, dim=0):
-    n = x.shape[_dim(dim, x.ndim, "chunk")]
+    n = x.shape[_dim(dim, _at_least_1d(x, "chunk"), "chunk")]
     return split(x, max(1, -(-n // chunks)), dim)
 
 
