@@ -94,6 +94,12 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return self._data.shape[0]
 
+    def __iter__(self):
+        """The sub-tensors along dim 0 (a 0-d tensor is not iterable, as in PyTorch)."""
+        if self._data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._data.shape[0]))
+
     @property
     def dtype(self):
         return self._data.dtype

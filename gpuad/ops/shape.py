@@ -210,9 +210,13 @@ def _as_index(index, x):
                 raise RuntimeError(f"indexing a tensor on {x.device} with an index on "
                                    f"{it.device}; move the index with .to('{x.device}')")
             arr = it._data
+        elif isinstance(it, list) and not it:  # x[[]]: no rows, as PyTorch reads it
+            arr = backend.asarray(it, dtype=dtypes.int64)
         elif isinstance(it, list) or backend.is_array(it) or hasattr(it, "__array__"):
             arr = backend.asarray(it)
         else:
+            # a Python bool is a 0-d mask to NumPy, so it places the dims as arrays do
+            advanced = advanced or isinstance(it, bool)
             out.append(it)
             continue
         if arr.dtype.kind not in "biu":
@@ -224,11 +228,71 @@ def _as_index(index, x):
     return tuple(out), advanced, masks_only
 
 
+def torch_order(index, ndim):
+    """Where PyTorch puts the dims of an advanced index that NumPy puts first.
+
+    Both put the broadcast dims of the index arrays in place when the arrays are next to
+    each other, and first otherwise; but NumPy counts integers (and 0-d arrays) as arrays
+    while PyTorch takes them first, as selects: ``x[0, :, idx]`` is ``(2, 3, 5)`` in NumPy
+    and ``(3, 2, 5)`` in PyTorch for x of shape (2, 3, 4, 5). Returns ``(b, p)``: move the
+    leading ``b`` dims of NumPy's result to position ``p``; or None when they agree.
+    """
+    kinds = []  # per item: "int" (an int or a 0-d integer array), "array" (a bool too), "basic"
+    for it in index:
+        if isinstance(it, bool) or getattr(it, "dtype", None) == dtypes.bool_:
+            kinds.append("array")
+        elif getattr(it, "ndim", None) is not None and not isinstance(it, int):
+            kinds.append("int" if it.ndim == 0 else "array")
+        else:
+            kinds.append("int" if isinstance(it, int) else "basic")
+    arrays = [i for i, k in enumerate(kinds) if k == "array"]
+    picks = [i for i, k in enumerate(kinds) if k != "basic"]
+    if not arrays or picks == list(range(picks[0], picks[-1] + 1)):
+        return None  # NumPy keeps them in place, as PyTorch does
+    kept = [i for i, k in enumerate(kinds) if k != "int"]  # PyTorch's index after the selects
+    at = [kept.index(i) for i in arrays]
+    if at != list(range(at[0], at[-1] + 1)):
+        return None  # separated in PyTorch too: both put them first
+    consumed = 0  # the dims of x that the items take (a k-dim mask takes k)
+    for it, k in zip(index, kinds):
+        if it is not None and it is not Ellipsis:
+            consumed += _ndim(it) if _is_mask(it) else 1
+    p = 0  # the dims of the result before the first array in PyTorch's order
+    for it, k in zip(index[:arrays[0]], kinds):
+        if it is Ellipsis:
+            p += ndim - consumed
+        elif k == "basic":
+            p += 1
+    b = max(1 if _is_mask(index[i]) else index[i].ndim for i in arrays)
+    return b, p
+
+
+def _is_mask(it):
+    return isinstance(it, bool) or getattr(it, "dtype", None) == dtypes.bool_
+
+
+def _ndim(it):
+    return getattr(it, "ndim", 0)
+
+
+def to_torch_order(xp, arr, move):
+    """NumPy's result of an advanced index (``arr``) in PyTorch's dimension order."""
+    b, p = move
+    return xp.moveaxis(arr, tuple(range(b)), tuple(range(p, p + b)))
+
+
+def to_numpy_order(xp, arr, move):
+    """The inverse of ``to_torch_order``."""
+    b, p = move
+    return xp.moveaxis(arr, tuple(range(p, p + b)), tuple(range(b)))
+
+
 class GetItem(Function):
-    def __init__(self, index, advanced, masks_only):
+    def __init__(self, index, advanced, masks_only, move=None):
         if not any(i is Ellipsis for i in index):
             index += (Ellipsis,)  # x[0] of a 1-D array: a 0-d view, not a NumPy scalar
         self.index, self.advanced, self.masks_only = index, advanced, masks_only
+        self.move = move
         self.is_view = not advanced
         if advanced and any(getattr(i, "dtype", None) == dtypes.bool_ for i in index):
             tracing.refuse("indexing with a boolean mask (its result's shape depends on "
@@ -236,24 +300,27 @@ class GetItem(Function):
 
     def forward(self, x):
         self.in_shape = x.shape
-        return x[self.index]
+        y = x[self.index]
+        return y if self.move is None else to_torch_order(self.xp, y, self.move)
 
     def backward(self, gy):
-        return IndexAdd(self.in_shape, self.index, self.advanced and not self.masks_only) \
-            .apply(gy)
+        return IndexAdd(self.in_shape, self.index, self.advanced and not self.masks_only,
+                        self.move).apply(gy)
 
     def jvp(self, t):
-        return GetItem(self.index, self.advanced, self.masks_only).apply(t)
+        return GetItem(self.index, self.advanced, self.masks_only, self.move).apply(t)
 
 
 class IndexAdd(Function):
     """Zeros of ``shape`` with ``values`` added at ``index`` (repeats accumulate)."""
 
-    def __init__(self, shape, index, accumulate):
-        self.shape, self.index, self.accumulate = shape, index, accumulate
+    def __init__(self, shape, index, accumulate, move=None):
+        self.shape, self.index, self.accumulate, self.move = shape, index, accumulate, move
 
     def forward(self, values):
         out = self.xp.zeros(self.shape, values.dtype)
+        if self.move is not None:
+            values = to_numpy_order(self.xp, values, self.move)
         if self.accumulate:
             self.backend.scatter_add(out, self.index, values)
         else:
@@ -261,16 +328,17 @@ class IndexAdd(Function):
         return out
 
     def backward(self, gy):
-        return GetItem(self.index, True, not self.accumulate).apply(gy)
+        return GetItem(self.index, True, not self.accumulate, self.move).apply(gy)
 
     def jvp(self, t):
-        return IndexAdd(self.shape, self.index, self.accumulate).apply(t)
+        return IndexAdd(self.shape, self.index, self.accumulate, self.move).apply(t)
 
 
 def getitem(x, index):
     index, advanced, masks_only = _as_index(index, x)
+    move = torch_order(index, x._data.ndim) if advanced else None
     try:
-        return GetItem(index, advanced, masks_only).apply(x)
+        return GetItem(index, advanced, masks_only, move).apply(x)
     except IndexError as e:
         raise IndexError(f"index {index!r} does not fit a tensor of shape {x.shape}: {e}") \
             from None
@@ -337,11 +405,16 @@ def split(x, split_size_or_sections, dim=0):
     n = x.shape[d]
     if isinstance(split_size_or_sections, int):
         step = split_size_or_sections
-        if step <= 0:
-            raise ValueError(f"split: split size must be positive, got {step}")
-        sizes = [min(step, n - s) for s in range(0, n, step)] or [0]
+        if step < 0:
+            raise ValueError(f"split: the split size must not be negative, got {step}")
+        if step == 0 and n:
+            raise ValueError(f"split: split size 0 only fits a dim of size 0, but dim {dim} "
+                             f"has size {n}")
+        sizes = [min(step, n - s) for s in range(0, n, step)] if n else [0]
     else:
         sizes = list(split_size_or_sections)
+        if any(s < 0 for s in sizes):
+            raise ValueError(f"split: sizes {sizes} hold a negative size")
         if sum(sizes) != n:
             raise ValueError(f"split: sizes {sizes} add up to {sum(sizes)}, but dim {dim} "
                              f"has length {n}")
@@ -360,8 +433,14 @@ def _at_least_1d(x, op):
 
 
 def chunk(x, chunks, dim=0):
+    """``chunks`` pieces of ``x`` along ``dim`` of ``ceil(n / chunks)`` each, as in PyTorch
+    (so fewer when they run out first); an empty dim gives ``chunks`` empty pieces."""
+    if not isinstance(chunks, int) or chunks <= 0:
+        raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
     n = x.shape[_dim(dim, _at_least_1d(x, "chunk"), "chunk")]
-    return split(x, max(1, -(-n // chunks)), dim)
+    if n == 0:
+        return split(x, [0] * chunks, dim)
+    return split(x, -(-n // chunks), dim)
 
 
 # --- devices ------------------------------------------------------------------------------
