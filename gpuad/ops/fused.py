@@ -4,6 +4,8 @@
 backend's fused bias + activation written over the matmul's output; backward is one fused
 pass (activation and bias gradients) and the two matmuls.
 """
+import math
+
 from .. import dtypes
 from ..autograd import grad_mode
 from ..autograd.function import Function
@@ -84,14 +86,14 @@ class LinearAct(Function):
                 saved = linear(x, w, b)  # the pre-activation, now in the graph
             gz = _activation_grad(self.activation, gy, saved)
             if nb:
-                gb = reshape(gz, (-1, gz.shape[-1])).sum(0)
+                gb = _rows(gz).sum(0)
         elif nb:
             gz, gb = self.call_kernel(self.backend.act_bias_backward, gy, saved,
                                       self.activation, SLOPE)
         else:
             gz = self.call_kernel(self.backend.act_backward, gy, saved, self.activation, SLOPE)
         gx = gz @ w if nx else None
-        gw = reshape(gz, (-1, gz.shape[-1])).mT @ reshape(x, (-1, x.shape[-1])) if nw else None
+        gw = _rows(gz).mT @ _rows(x) if nw else None
         return (gx, gw) if len(self.needs_input_grad) == 2 else (gx, gw, gb)
 
     def jvp(self, tx, tw, tb=None):
@@ -105,6 +107,12 @@ class LinearAct(Function):
             tz = expand(tz, saved.shape)
         return Tensor._make(self.backend.act_backward(tz._data, saved._data, self.activation,
                                                       SLOPE), self.backend)
+
+
+def _rows(t):
+    """``t`` as a matrix of its last dim (sizes spelled out: -1 is ambiguous when a size
+    is 0, as for a Linear layer without inputs)."""
+    return reshape(t, (math.prod(t.shape[:-1]), t.shape[-1]))
 
 
 def _activation_grad(activation, gy, s):
