@@ -153,17 +153,23 @@ class Backend:
 
     # --- losses --------------------------------------------------------------------------
     def cross_entropy_forward(self, x, t):
-        """Per-row logsumexp of logits ``x`` (N, C) and the mean loss at targets ``t``."""
+        """Per-row ``stats`` of logits ``x`` (N, C), shape (N, 2): the row max ``m`` and
+        the log of the shifted sum ``log(sum(exp(x - m)))``; and the mean loss at targets
+        ``t``. The loss is ``log-sum - (x[t] - m)``: adding ``m`` back first would round
+        away the small part of a large logit (1e6 + 1.3 in float32)."""
         xp = self.xp
-        m = x.max(axis=1, keepdims=True)
-        lse = (xp.log(xp.exp(x - m).sum(axis=1, keepdims=True)) + m)[:, 0]
-        picked = x[xp.arange(x.shape[0]), t]
-        return lse, (lse - picked).mean(dtype=x.dtype)
+        z = x.astype(float32) if x.dtype == float16 else x  # float16: in float32
+        m = z.max(axis=1, keepdims=True)
+        log_sum = xp.log(xp.exp(z - m).sum(axis=1, keepdims=True))
+        picked = z[xp.arange(x.shape[0]), t] - m[:, 0]
+        return xp.concatenate([m, log_sum], axis=1), (log_sum[:, 0] - picked).mean().astype(
+            x.dtype)
 
-    def cross_entropy_backward(self, x, lse, t, scale):
-        """``(softmax(x) - onehot(t)) * scale``, softmax rebuilt from the saved logsumexp."""
+    def cross_entropy_backward(self, x, stats, t, scale):
+        """``(softmax(x) - onehot(t)) * scale``, softmax rebuilt from the saved ``stats``:
+        ``exp((x - m) - log-sum)``."""
         xp = self.xp
-        g = xp.exp(x - lse[:, None])
+        g = xp.exp((x - stats[:, :1]) - stats[:, 1:]).astype(x.dtype)
         g[xp.arange(x.shape[0]), t] -= 1
         g *= scale
         return g

@@ -83,29 +83,31 @@ def _floating(x, op):
 class CrossEntropy(Function):
     """Mean softmax cross-entropy of logits (N, C) against class indices (N,).
 
-    Saves the logits and the per-row logsumexp, never the softmax matrix; backward is
-    ``(softmax - onehot) / N``.
+    Saves the logits and per-row stats (the max and the log of the shifted sum, apart:
+    their sum would round away the small part of large logits), never the softmax
+    matrix; backward is ``(softmax - onehot) / N``.
     """
 
     def forward(self, x, t):
-        lse, loss = self.backend.cross_entropy_forward(x, t)
-        self.save_for_backward(x, lse, t)
+        stats, loss = self.backend.cross_entropy_forward(x, t)
+        self.save_for_backward(x, stats, t)
         return loss
 
     def backward(self, gy):
-        x, lse, t = self.saved_tensors
+        x, stats, t = self.saved_tensors
         n = x.shape[0]
         if grad_mode.is_grad_enabled():  # create_graph: a backward that is differentiable
             classes = Tensor._make(self.xp.arange(x.shape[1]), self.backend)
             onehot = (classes == t.reshape(-1, 1)).to(x.dtype)
             return (softmax(x, 1) - onehot) * (gy / n), None
-        return self.call_kernel(self.backend.cross_entropy_backward, x, lse, t, gy / n), None
+        return self.call_kernel(self.backend.cross_entropy_backward, x, stats, t,
+                                gy / n), None
 
     def jvp(self, tx, tt):
-        x, lse, t = self.saved_tensors
+        x, stats, t = self.saved_tensors
         one = Tensor._make(self.xp.ones((), x.dtype), self.backend)
         g = Tensor._make(self.backend.cross_entropy_backward(
-            x._data, lse._data, t._data, one._data / x.shape[0]), self.backend)
+            x._data, stats._data, t._data, one._data / x.shape[0]), self.backend)
         return sum(g * tx)
 
 
