@@ -162,14 +162,14 @@ class Backend:
         m = z.max(axis=1, keepdims=True)
         log_sum = xp.log(xp.exp(z - m).sum(axis=1, keepdims=True))
         picked = z[xp.arange(x.shape[0]), t] - m[:, 0]
-        return xp.concatenate([m, log_sum], axis=1), (log_sum[:, 0] - picked).mean().astype(
-            x.dtype)
+        loss = (log_sum[:, 0] - picked).mean(dtype=z.dtype)
+        return xp.concatenate([m, log_sum], axis=1), loss if z is x else loss.astype(x.dtype)
 
     def cross_entropy_backward(self, x, stats, t, scale):
         """``(softmax(x) - onehot(t)) * scale``, softmax rebuilt from the saved ``stats``:
         ``exp((x - m) - log-sum)``."""
         xp = self.xp
-        g = xp.exp((x - stats[:, :1]) - stats[:, 1:]).astype(x.dtype)
+        g = xp.exp((x - stats[:, :1]) - stats[:, 1:]).astype(x.dtype, copy=False)
         g[xp.arange(x.shape[0]), t] -= 1
         g *= scale
         return g

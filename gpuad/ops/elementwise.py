@@ -262,14 +262,17 @@ def add(a, b):
 
 
 def sub(a, b):
-    if _is_bool(a) or _is_bool(b):
+    x, y = as_operands(a, b, "sub")
+    # a bool operand that promotion hid (bool tensor - int, int tensor - True) is refused too
+    if x._data.dtype is dtypes.bool_ or (
+            (x is not a or y is not b) and (_is_bool(a) or _is_bool(b))):
         raise TypeError("sub: subtraction with a bool operand is not supported (as in "
                         "PyTorch); use ^ or logical_xor() to compare masks, ~ to invert one")
-    return Sub().apply(*as_operands(a, b, "sub"))
+    return Sub().apply(x, y)
 
 
 def _is_bool(v):
-    return v is True or v is False or (isinstance(v, Tensor) and v._data.dtype == dtypes.bool_)
+    return v is True or v is False or (isinstance(v, Tensor) and v._data.dtype is dtypes.bool_)
 
 
 def mul(a, b):

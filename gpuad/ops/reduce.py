@@ -9,7 +9,8 @@ import builtins
 
 from .. import dtypes, return_types
 from ..autograd.function import Function
-from .elementwise import _floating, cast, exp, where
+from ..tensor import Tensor
+from .elementwise import _floating, cast, exp, maximum, minimum, where
 from .shape import _dim, expand, reshape
 
 
@@ -147,15 +148,15 @@ class _ExtremeDim(Function):
         self.which, self.dim, self.keepdim = which, dim, keepdim
 
     def forward(self, x):
-        xp, d = self.xp, self.dim
-        idx = getattr(xp, "arg" + self.which)(x, axis=d, keepdims=True)
-        values = xp.take_along_axis(x, idx, axis=d)
+        xp, d, keep = self.xp, self.dim, self.keepdim
+        # max and argmax agree: both take a NaN as the extreme, argmax its first one
+        values = getattr(xp, self.which)(x, axis=d, keepdims=keep)
+        idx = getattr(xp, "arg" + self.which)(x, axis=d, keepdims=keep)
         if self.needs_input_grad[0]:
             pos = xp.arange(x.shape[d]).reshape((-1,) + (1,) * (x.ndim - d - 1))
-            self.save_for_backward((pos == idx).astype(x.dtype))
+            self.save_for_backward((pos == (idx if keep else xp.expand_dims(idx, d)))
+                                   .astype(x.dtype))
         self.in_shape = x.shape
-        if not self.keepdim:
-            values, idx = values.squeeze(d), idx.squeeze(d)
         return values, idx.astype(dtypes.int64, copy=False)
 
     def backward(self, gy, gi):
@@ -168,10 +169,8 @@ class _ExtremeDim(Function):
 
 
 def _extreme(which, x, dim, keepdim, axis, keepdims):
-    from ..tensor import Tensor
     if isinstance(dim, Tensor):  # max(a, b): the elementwise maximum, as in PyTorch
-        from . import elementwise
-        return getattr(elementwise, which + "imum")(x, dim)
+        return (maximum if which == "max" else minimum)(x, dim)
     d = dim if axis is None else axis
     if d is None:
         if keepdim or keepdims:

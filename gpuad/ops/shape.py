@@ -215,8 +215,8 @@ def _as_index(index, x):
         elif isinstance(it, list) or backend.is_array(it) or hasattr(it, "__array__"):
             arr = backend.asarray(it)
         else:
-            # a Python bool is a 0-d mask to NumPy, so it places the dims as arrays do
-            advanced = advanced or isinstance(it, bool)
+            if it is True or it is False:  # a 0-d mask to NumPy: it places dims as arrays do
+                advanced = True
             out.append(it)
             continue
         if arr.dtype.kind not in "biu":
@@ -237,6 +237,11 @@ def torch_order(index, ndim):
     and ``(3, 2, 5)`` in PyTorch for x of shape (2, 3, 4, 5). Returns ``(b, p)``: move the
     leading ``b`` dims of NumPy's result to position ``p``; or None when they agree.
     """
+    for it in index:  # the common indices hold no int next to an array: nothing moves
+        if (type(it) is int or getattr(it, "ndim", 1) == 0) and len(index) > 1:
+            break
+    else:
+        return None
     kinds = []  # per item: "int" (an int or a 0-d integer array), "array" (a bool too), "basic"
     for it in index:
         if isinstance(it, bool) or getattr(it, "dtype", None) == dtypes.bool_:
@@ -336,7 +341,7 @@ class IndexAdd(Function):
 
 def getitem(x, index):
     index, advanced, masks_only = _as_index(index, x)
-    move = torch_order(index, x._data.ndim) if advanced else None
+    move = torch_order(index, x._data.ndim) if advanced and len(index) > 1 else None
     try:
         return GetItem(index, advanced, masks_only, move).apply(x)
     except IndexError as e:
