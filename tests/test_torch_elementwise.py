@@ -205,6 +205,8 @@ def test_sign_has_a_zero_gradient(device):
         assert_same(g_grads, t_grads)
     i = gpuad.tensor([3, 0, -2], device=device)
     assert_same(i.sign(), torch.tensor([3, 0, -2]).sign())
+    with pytest.raises(TypeError, match="abs of a bool"):
+        gpuad.tensor([True], device=device).abs()
     assert_same(gpuad.tensor([True, False], device=device).sign(),
                 torch.tensor([True, False]).sign())
 
@@ -234,9 +236,12 @@ def test_pow_gradients_at_special_points_match_torch(device, case):
 
 def test_pow_dtypes_match_torch(device):
     for case in (lambda lib, a: a ** 0.5, lambda lib, a: a ** 3, lambda lib, a: 2 ** a,
-                 lambda lib, a: 2.5 ** a, lambda lib, a: a ** lib.tensor(2.0)):
-        assert_same(case(gpuad, gpuad.tensor([2, 3], device=device)),
-                    case(torch, torch.tensor([2, 3])))
+                 lambda lib, a: 2.5 ** a, lambda lib, a: a ** lib.tensor(2.0),
+                 lambda lib, a: a ** lib.tensor([-1, 2, -3, 0, 1]),
+                 lambda lib, a: (-2) ** (a - 3), lambda lib, a: (a > 0) ** 2,
+                 lambda lib, a: (a > 1) ** True, lambda lib, a: (a > 1) ** 0.5):
+        assert_same(case(gpuad, gpuad.tensor([2, 3, -1, 1, 0], device=device)),
+                    case(torch, torch.tensor([2, 3, -1, 1, 0])))
     with pytest.raises((ValueError, RuntimeError), match="negative integer powers"):
         gpuad.tensor([2], device=device) ** -1
 

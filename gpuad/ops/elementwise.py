@@ -231,7 +231,11 @@ class Pow(Function):
     ``a < 0``."""
 
     def forward(self, a, b):
-        y = a ** b
+        kind = a.dtype.kind
+        if kind == "f":
+            y = a ** b
+        else:  # NumPy would refuse negative powers of ints, and give bools int8
+            y = _int_pow(self.xp, a, b) if kind != "b" else self.xp.logical_or(a, ~b)
         self.save_for_backward(a, b, y)
         return y
 
@@ -245,6 +249,16 @@ class Pow(Function):
         a, b, y = self.saved_tensors
         return _tangent_sum(y.shape, None if ta is None else ta * _pow_slope(a, b),
                             None if tb is None else tb * _pow_log_slope(a, b, y))
+
+
+def _int_pow(xp, a, b):
+    """Integer ``a ** b`` as PyTorch computes it, negative exponents included (where NumPy
+    refuses): 1 for a base of 1, +-1 for -1, else 0."""
+    negative = b < 0
+    y = a ** xp.where(negative, 0, b)
+    one = xp.ones((), a.dtype)
+    sign = xp.where((a == -1) & (b % 2 == 1), -one, one)
+    return xp.where(negative, xp.where((a == 1) | (a == -1), sign, 0 * one), y)
 
 
 def _pow_slope(a, b):
@@ -295,8 +309,10 @@ def div(a, b):
 
 def pow(a, b):
     if isinstance(a, Tensor) and isinstance(b, (int, float)) and not isinstance(b, bool):
-        if isinstance(b, float) and not dtypes.is_floating(a.dtype):
-            a = cast(a, dtypes.get_default_dtype())
+        if a._data.dtype.kind != "f":  # int ** 0.5 is float, bool ** 2 is int64
+            dtype = dtypes.result_type(a, b)
+            if dtype != a.dtype:
+                a = cast(a, dtype)
         return PowScalar(b).apply(a)
     return Pow().apply(*as_operands(a, b, "pow"))
 
@@ -557,6 +573,8 @@ def sign(x):
 
 
 def abs(x):
+    if x._data.dtype is dtypes.bool_:
+        raise TypeError("abs of a bool tensor is not supported (as in PyTorch)")
     return Abs().apply(x)
 
 
