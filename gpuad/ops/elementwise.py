@@ -278,8 +278,8 @@ def add(a, b):
 def sub(a, b):
     x, y = as_operands(a, b, "sub")
     # a bool operand that promotion hid (bool tensor - int, int tensor - True) is refused too
-    if x._data.dtype is dtypes.bool_ or (
-            (x is not a or y is not b) and (_is_bool(a) or _is_bool(b))):
+    if x._data.dtype is dtypes.bool_ or (x is not a and _is_bool(a)) or (
+            y is not b and _is_bool(b)):
         raise TypeError("sub: subtraction with a bool operand is not supported (as in "
                         "PyTorch); use ^ or logical_xor() to compare masks, ~ to invert one")
     return Sub().apply(x, y)

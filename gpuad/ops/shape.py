@@ -210,10 +210,10 @@ def _as_index(index, x):
                 raise RuntimeError(f"indexing a tensor on {x.device} with an index on "
                                    f"{it.device}; move the index with .to('{x.device}')")
             arr = it._data
-        elif isinstance(it, list) and not it:  # x[[]]: no rows, as PyTorch reads it
-            arr = backend.asarray(it, dtype=dtypes.int64)
         elif isinstance(it, list) or backend.is_array(it) or hasattr(it, "__array__"):
-            arr = backend.asarray(it)
+            # x[[]]: no rows, as PyTorch reads it (NumPy would make a float index of it)
+            arr = backend.asarray(it, dtype=dtypes.int64) if type(it) is list and not it \
+                else backend.asarray(it)
         else:
             if it is True or it is False:  # a 0-d mask to NumPy: it places dims as arrays do
                 advanced = True
@@ -237,47 +237,37 @@ def torch_order(index, ndim):
     and ``(3, 2, 5)`` in PyTorch for x of shape (2, 3, 4, 5). Returns ``(b, p)``: move the
     leading ``b`` dims of NumPy's result to position ``p``; or None when they agree.
     """
-    for it in index:  # the common indices hold no int next to an array: nothing moves
-        if (type(it) is int or getattr(it, "ndim", 1) == 0) and len(index) > 1:
-            break
-    else:
-        return None
-    kinds = []  # per item: "int" (an int or a 0-d integer array), "array" (a bool too), "basic"
-    for it in index:
-        if isinstance(it, bool) or getattr(it, "dtype", None) == dtypes.bool_:
-            kinds.append("array")
-        elif getattr(it, "ndim", None) is not None and not isinstance(it, int):
-            kinds.append("int" if it.ndim == 0 else "array")
+    ints, arrays, basics = [], [], []  # positions of ints (0-d integer arrays too), arrays
+    for i, it in enumerate(index):    # (masks and Python bools too), slices/None/Ellipsis
+        if it is True or it is False:
+            arrays.append(i)
+        elif type(it) is int:
+            ints.append(i)
+        elif hasattr(it, "ndim"):
+            (arrays if it.ndim or it.dtype == dtypes.bool_ else ints).append(i)
         else:
-            kinds.append("int" if isinstance(it, int) else "basic")
-    arrays = [i for i, k in enumerate(kinds) if k == "array"]
-    picks = [i for i, k in enumerate(kinds) if k != "basic"]
-    if not arrays or picks == list(range(picks[0], picks[-1] + 1)):
-        return None  # NumPy keeps them in place, as PyTorch does
-    kept = [i for i, k in enumerate(kinds) if k != "int"]  # PyTorch's index after the selects
-    at = [kept.index(i) for i in arrays]
-    if at != list(range(at[0], at[-1] + 1)):
-        return None  # separated in PyTorch too: both put them first
+            basics.append(i)
+    if not ints or not arrays or not basics:
+        return None  # no int beside an array, or nothing between: NumPy and PyTorch agree
+    first, last = min(ints[0], arrays[0]), max(ints[-1], arrays[-1])
+    if not any(first < i < last for i in basics):
+        return None  # ints and arrays side by side: both keep them in place
+    if any(arrays[0] < i < arrays[-1] for i in basics):
+        return None  # arrays apart in PyTorch too: both put them first
     consumed = 0  # the dims of x that the items take (a k-dim mask takes k)
-    for it, k in zip(index, kinds):
+    for it in index:
         if it is not None and it is not Ellipsis:
-            consumed += _ndim(it) if _is_mask(it) else 1
+            consumed += getattr(it, "ndim", 0) if _is_mask(it) else 1
     p = 0  # the dims of the result before the first array in PyTorch's order
-    for it, k in zip(index[:arrays[0]], kinds):
-        if it is Ellipsis:
-            p += ndim - consumed
-        elif k == "basic":
-            p += 1
+    for i in basics:
+        if i < arrays[0]:
+            p += ndim - consumed if index[i] is Ellipsis else 1
     b = max(1 if _is_mask(index[i]) else index[i].ndim for i in arrays)
     return b, p
 
 
 def _is_mask(it):
-    return isinstance(it, bool) or getattr(it, "dtype", None) == dtypes.bool_
-
-
-def _ndim(it):
-    return getattr(it, "ndim", 0)
+    return it is True or it is False or getattr(it, "dtype", None) == dtypes.bool_
 
 
 def to_torch_order(xp, arr, move):
