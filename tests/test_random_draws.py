@@ -150,6 +150,7 @@ def test_linear_in_float16_trains_like_torch(device):
                                rtol=2e-3, atol=2e-3)
 
 
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")  # PyTorch's, on purpose
 @pytest.mark.parametrize("shape", [(0, 3), (3, 0), (0, 0)])
 def test_linear_with_a_zero_size_matches_torch(device, shape):
     lin = gpuad.nn.Linear(*shape, device=device)
