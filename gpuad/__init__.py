@@ -21,8 +21,8 @@ from .ops.elementwise import (abs, bitwise_and, bitwise_left_shift, bitwise_not,
                               minimum, relu, sigmoid, sign, softplus, sqrt, tanh, where)
 from .ops.linalg import matmul
 from .ops.nn import log_softmax, softmax
-from .ops.reduce import (all, amax, amin, any, argmax, argmin, logsumexp, max, mean, min,  # noqa: A004
-                         std, sum, var)
+from .ops.reduce import (all, amax, amin, any, argmax, argmin,  # noqa: A004 (PyTorch's names)
+                         logsumexp, max, mean, min, std, sum, var)
 from . import return_types  # noqa: F401, E402
 from .ops.shape import cat, chunk, flatten, permute, reshape, split, squeeze, stack, \
     transpose, unsqueeze

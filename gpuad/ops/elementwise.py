@@ -255,10 +255,10 @@ def _int_pow(xp, a, b):
     """Integer ``a ** b`` as PyTorch computes it, negative exponents included (where NumPy
     refuses): 1 for a base of 1, +-1 for -1, else 0."""
     negative = b < 0
-    y = a ** xp.where(negative, 0, b)
-    one = xp.ones((), a.dtype)
+    y = a ** xp.where(negative, b.dtype.type(0), b)
+    one = a.dtype.type(1)
     sign = xp.where((a == -1) & (b % 2 == 1), -one, one)
-    return xp.where(negative, xp.where((a == 1) | (a == -1), sign, 0 * one), y)
+    return xp.where(negative, xp.where((a == 1) | (a == -1), sign, a.dtype.type(0)), y)
 
 
 def _pow_slope(a, b):
@@ -807,13 +807,13 @@ class Shift(Function):
         self.left = left
 
     def forward(self, a, s):
-        xp = self.xp
+        xp, t = self.xp, s.dtype.type  # scalars typed: CuPy may widen Python ints
         width = a.dtype.itemsize * 8
         out_of_range = (s < 0) | (s >= width)
         if self.left:
             return xp.where(out_of_range, a.dtype.type(0),
-                            xp.left_shift(a, xp.where(out_of_range, 0, s)))
-        return xp.right_shift(a, xp.where(out_of_range, width - 1, s))
+                            xp.left_shift(a, xp.where(out_of_range, t(0), s)))
+        return xp.right_shift(a, xp.where(out_of_range, t(width - 1), s))
 
 
 def _shift(a, s, left):
