@@ -92,13 +92,13 @@ def cases(be, n, dtype=np.float32):
              lambda act=act, s=s: be.act_backward(gy, s, act).sum(axis=0),
              not (cpu and act in cpu_kernels.BIAS_FUSION_SLOWER))]
     t = be.asarray(np.random.default_rng(1).integers(0, COLS, rows))
-    lse = Backend.cross_entropy_forward(be, z, t)[0]
+    stats = Backend.cross_entropy_forward(be, z, t)[0]
     scale = be.asarray(np.asarray(1 / rows, dtype))
     out += [
         ("cross_entropy_forward", 1, lambda: be.cross_entropy_forward(z, t),
          lambda: Backend.cross_entropy_forward(be, z, t), True),
-        ("cross_entropy_backward", 2, lambda: be.cross_entropy_backward(z, lse, t, scale),
-         lambda: Backend.cross_entropy_backward(be, z, lse, t, scale), True),
+        ("cross_entropy_backward", 2, lambda: be.cross_entropy_backward(z, stats, t, scale),
+         lambda: Backend.cross_entropy_backward(be, z, stats, t, scale), True),
         ("mse_backward", 3, lambda: be.mse_backward(z, gy, scale),
          lambda: Backend.mse_backward(be, z, gy, scale), True)]
     p, g, buf, m, v = arr(n), arr(n), arr(n), arr(n), arr(n, positive=True)

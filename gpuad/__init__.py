@@ -15,11 +15,15 @@ from .dtypes import (bool_ as bool, float16, float32, float64, int32, int64,  # 
 from .factories import (arange, empty, empty_like, from_numpy, full, full_like, ones,
                         ones_like, rand, rand_like, randint, randn, randn_like, randperm,
                         tensor, zeros, zeros_like)
-from .ops.elementwise import (abs, clamp, exp, gelu, leaky_relu, log, maximum, minimum,
-                              relu, sigmoid, sign, softplus, sqrt, tanh, where)
+from .ops.elementwise import (abs, bitwise_and, bitwise_left_shift, bitwise_not, bitwise_or,
+                              bitwise_right_shift, bitwise_xor, clamp, exp, gelu, leaky_relu,
+                              log, logical_and, logical_not, logical_or, logical_xor, maximum,
+                              minimum, relu, sigmoid, sign, softplus, sqrt, tanh, where)
 from .ops.linalg import matmul
 from .ops.nn import log_softmax, softmax
-from .ops.reduce import argmax, argmin, logsumexp, max, mean, min, sum, var
+from .ops.reduce import (all, amax, amin, any, argmax, argmin,  # noqa: A004 (PyTorch's names)
+                         logsumexp, max, mean, min, std, sum, var)
+from . import return_types  # noqa: F401, E402
 from .ops.shape import cat, chunk, flatten, permute, reshape, split, squeeze, stack, \
     transpose, unsqueeze
 from .random_state import initial_seed, manual_seed

@@ -74,6 +74,13 @@ def _scalar_category(value):
                     "use a Tensor, a Python number or a bool")
 
 
+def _promote(dts):
+    """The widest of the dtypes of the highest category among ``dts`` (float32 with int64
+    is float32, not NumPy's float64)."""
+    top = max(_CATEGORY[dt.kind] for dt in dts)
+    return np.result_type(*[dt for dt in dts if _CATEGORY[dt.kind] == top])
+
+
 def result_type(*operands):
     """The dtype PyTorch gives an op on these operands (Tensors or Python numbers).
 
@@ -96,7 +103,7 @@ def result_type(*operands):
     result, category = None, -1
     for dts in groups[:2]:
         if dts:
-            dt = np.result_type(*dts)
+            dt = _promote(dts)
             if result is None or _category(dt) > category:
                 result, category = dt, _category(dt)
     for op in operands:

@@ -104,7 +104,7 @@ def _randn(backend, size, dtype):
 
 
 def _randint(backend, size, dtype, low, high):
-    return (low + backend.rand(size, dtypes.float64) * (high - low)).astype(dtype)
+    return backend.randint(low, high, size).astype(dtype, copy=False)
 
 
 def _randperm(backend, size, dtype):
@@ -145,10 +145,30 @@ def randn(*size, dtype=None, device=None, requires_grad=False):
 
 
 def randint(low, high=None, size=(), dtype=None, device=None):
-    """Integers uniform in [low, high)."""
-    if high is None:
+    """Integers uniform in ``[low, high)``, drawn exactly: ``randint(high, size)`` or
+    ``randint(low, high, size)`` as in PyTorch; int64 unless ``dtype`` says otherwise."""
+    if isinstance(high, (tuple, list)):  # randint(high, size)
+        low, high, size = 0, low, high
+    elif high is None:
         low, high = 0, low
-    return _filled(_randint, size, dtype or dtypes.int64, device, False, low, high)
+    for name, v in (("low", low), ("high", high)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+            raise TypeError(f"randint: {name} must be an int, got {v!r}")
+    low, high = int(low), int(high)
+    if low >= high:
+        raise ValueError(f"randint: low ({low}) must be less than high ({high}): the range "
+                         "[low, high) is empty")
+    dtype = dtypes.int64 if dtype is None else dtypes.as_dtype(dtype)
+    lo, hi = _INT_RANGE.get(dtype, _INT_RANGE[dtypes.int64])
+    if low < lo or high - 1 > hi:
+        raise ValueError(f"randint: [{low}, {high}) does not fit {dtypes.name(dtype)} "
+                         f"(from {lo} to {hi})")
+    return _filled(_randint, size, dtype, device, False, low, high)
+
+
+#: The integers each dtype holds (floats take int64's draws and round them).
+_INT_RANGE = {dtypes.bool_: (0, 1), dtypes.int32: (-2 ** 31, 2 ** 31 - 1),
+              dtypes.int64: (-2 ** 63, 2 ** 63 - 1)}
 
 
 def randperm(n, device=None):

@@ -94,6 +94,12 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return self._data.shape[0]
 
+    def __iter__(self):
+        """The sub-tensors along dim 0 (a 0-d tensor is not iterable, as in PyTorch)."""
+        if self._data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._data.shape[0]))
+
     @property
     def dtype(self):
         return self._data.dtype
@@ -358,13 +364,83 @@ class Tensor:
         return _ops.elementwise.ne(self, other)
 
     def __invert__(self):
-        return _ops.elementwise.logical_not(self)
+        return _ops.elementwise.bitwise_not(self)
 
     def __and__(self, other):
-        return _ops.elementwise.logical_and(self, other)
+        return _ops.elementwise.bitwise_and(self, other)
+
+    def __rand__(self, other):
+        return _ops.elementwise.bitwise_and(other, self)
 
     def __or__(self, other):
+        return _ops.elementwise.bitwise_or(self, other)
+
+    def __ror__(self, other):
+        return _ops.elementwise.bitwise_or(other, self)
+
+    def __xor__(self, other):
+        return _ops.elementwise.bitwise_xor(self, other)
+
+    def __rxor__(self, other):
+        return _ops.elementwise.bitwise_xor(other, self)
+
+    def __lshift__(self, other):
+        return _ops.elementwise.bitwise_left_shift(self, other)
+
+    def __rlshift__(self, other):
+        return _ops.elementwise.bitwise_left_shift(other, self)
+
+    def __rshift__(self, other):
+        return _ops.elementwise.bitwise_right_shift(self, other)
+
+    def __rrshift__(self, other):
+        return _ops.elementwise.bitwise_right_shift(other, self)
+
+    def __iand__(self, other):
+        return _ops.elementwise.bitwise_into(self, _ops.elementwise.bitwise_and, other)
+
+    def __ior__(self, other):
+        return _ops.elementwise.bitwise_into(self, _ops.elementwise.bitwise_or, other)
+
+    def __ixor__(self, other):
+        return _ops.elementwise.bitwise_into(self, _ops.elementwise.bitwise_xor, other)
+
+    def __ilshift__(self, other):
+        return _ops.elementwise.bitwise_into(self, _ops.elementwise.bitwise_left_shift, other)
+
+    def __irshift__(self, other):
+        return _ops.elementwise.bitwise_into(self, _ops.elementwise.bitwise_right_shift,
+                                             other)
+
+    def bitwise_and(self, other):
+        return _ops.elementwise.bitwise_and(self, other)
+
+    def bitwise_or(self, other):
+        return _ops.elementwise.bitwise_or(self, other)
+
+    def bitwise_xor(self, other):
+        return _ops.elementwise.bitwise_xor(self, other)
+
+    def bitwise_not(self):
+        return _ops.elementwise.bitwise_not(self)
+
+    def bitwise_left_shift(self, other):
+        return _ops.elementwise.bitwise_left_shift(self, other)
+
+    def bitwise_right_shift(self, other):
+        return _ops.elementwise.bitwise_right_shift(self, other)
+
+    def logical_and(self, other):
+        return _ops.elementwise.logical_and(self, other)
+
+    def logical_or(self, other):
         return _ops.elementwise.logical_or(self, other)
+
+    def logical_xor(self, other):
+        return _ops.elementwise.logical_xor(self, other)
+
+    def logical_not(self):
+        return _ops.elementwise.logical_not(self)
 
     def add(self, other, alpha=1):
         return _ops.elementwise.add(self, other if alpha == 1 else other * alpha)
@@ -453,14 +529,24 @@ class Tensor:
     def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):
         return _ops.reduce.sum(self, dim, keepdim, axis=axis, keepdims=keepdims, dtype=dtype)
 
-    def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
-        return _ops.reduce.mean(self, dim, keepdim, axis=axis, keepdims=keepdims)
+    def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):
+        return _ops.reduce.mean(self, dim, keepdim, axis=axis, keepdims=keepdims, dtype=dtype)
 
     def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """The largest value; ``(values, indices)`` along an int ``dim``; the elementwise
+        maximum with a tensor."""
         return _ops.reduce.max(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
     def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """The smallest value; ``(values, indices)`` along an int ``dim``; the elementwise
+        minimum with a tensor."""
         return _ops.reduce.min(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def amax(self, dim=(), keepdim=False, *, axis=None, keepdims=None):
+        return _ops.reduce.amax(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def amin(self, dim=(), keepdim=False, *, axis=None, keepdims=None):
+        return _ops.reduce.amin(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
     def var(self, dim=None, keepdim=False, *, unbiased=True, correction=None, axis=None,
             keepdims=None):
@@ -469,8 +555,8 @@ class Tensor:
 
     def std(self, dim=None, keepdim=False, *, unbiased=True, correction=None, axis=None,
             keepdims=None):
-        return _ops.reduce.var(self, dim, keepdim, unbiased=unbiased, correction=correction,
-                               axis=axis, keepdims=keepdims).sqrt()
+        return _ops.reduce.std(self, dim, keepdim, unbiased=unbiased, correction=correction,
+                               axis=axis, keepdims=keepdims)
 
     def logsumexp(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         return _ops.reduce.logsumexp(self, dim, keepdim, axis=axis, keepdims=keepdims)

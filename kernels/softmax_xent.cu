@@ -1,7 +1,9 @@
-// Softmax cross-entropy forward (per-row logsumexp and loss) and backward. Twin:
+// Softmax cross-entropy forward (per-row stats and loss) and backward. Twin:
 // softmax_xent.py. One block per row (grid-stride over rows); blockDim.x must be a multiple
 // of 32 (whole warps), at most 1024. Targets are int64; one outside [0, C) gives a NaN loss
-// and no one-hot term, and is never read past.
+// and no one-hot term, and is never read past. A row's stats are its max m and
+// log(sum(exp(x - m))), kept apart: m + log-sum would round away the small part of large
+// logits (1e6 + 1.3 in float).
 #include "common.cuh"
 
 struct MaxOp {
@@ -26,7 +28,7 @@ __device__ T block_reduce(T v, Op op, T identity) {
 }
 
 template <typename T>
-__device__ void xent_forward(const T* x, const long long* t, T* lse, T* loss, long long n,
+__device__ void xent_forward(const T* x, const long long* t, T* stats, T* loss, long long n,
                              long long c) {
   for (long long row = blockIdx.x; row < n; row += gridDim.x) {  // uniform per block
     const T* xr = x + row * c;
@@ -37,24 +39,25 @@ __device__ void xent_forward(const T* x, const long long* t, T* lse, T* loss, lo
     for (long long j = threadIdx.x; j < c; j += blockDim.x) total += exp_(xr[j] - m);
     total = block_reduce(total, SumOp(), T(0));
     if (threadIdx.x == 0) {
-      const T row_lse = log_(total) + m;
+      const T log_sum = log_(total);
       const long long k = t[row];
-      lse[row] = row_lse;
-      loss[row] = (k >= 0 && k < c) ? row_lse - xr[k] : nan_<T>();
+      stats[2 * row] = m;
+      stats[2 * row + 1] = log_sum;
+      loss[row] = (k >= 0 && k < c) ? log_sum - (xr[k] - m) : nan_<T>();
     }
   }
 }
 
 // g = (softmax(x) - onehot(t)) * scale[0]; scale lives on the device (no host sync).
 template <typename T>
-__device__ void xent_backward(const T* x, const T* lse, const long long* t, const T* scale,
+__device__ void xent_backward(const T* x, const T* stats, const long long* t, const T* scale,
                               T* g, long long n, long long c) {
   const T sc = scale[0];
   for (long long row = blockIdx.x; row < n; row += gridDim.x) {
     const long long k = t[row];
-    const T row_lse = lse[row];
+    const T m = stats[2 * row], log_sum = stats[2 * row + 1];
     for (long long j = threadIdx.x; j < c; j += blockDim.x) {
-      T e = exp_(x[row * c + j] - row_lse);
+      T e = exp_((x[row * c + j] - m) - log_sum);
       if (j == k) e -= T(1);
       g[row * c + j] = e * sc;
     }
@@ -62,14 +65,15 @@ __device__ void xent_backward(const T* x, const T* lse, const long long* t, cons
 }
 
 #define ENTRY_POINTS(T, SUFFIX)                                                          \
-  extern "C" __global__ void xent_forward_##SUFFIX(const T* x, const long long* t, T* lse, \
-                                                   T* loss, long long n, long long c) {  \
-    xent_forward(x, t, lse, loss, n, c);                                                 \
+  extern "C" __global__ void xent_forward_##SUFFIX(const T* x, const long long* t,       \
+                                                   T* stats, T* loss, long long n,       \
+                                                   long long c) {                        \
+    xent_forward(x, t, stats, loss, n, c);                                               \
   }                                                                                      \
-  extern "C" __global__ void xent_backward_##SUFFIX(const T* x, const T* lse,             \
+  extern "C" __global__ void xent_backward_##SUFFIX(const T* x, const T* stats,           \
                                                     const long long* t, const T* scale,  \
                                                     T* g, long long n, long long c) {    \
-    xent_backward(x, lse, t, scale, g, n, c);                                            \
+    xent_backward(x, stats, t, scale, g, n, c);                                          \
   }
 
 ENTRY_POINTS(float, f32)

@@ -2,7 +2,9 @@
 
 Logits ``x`` are C-contiguous (N, C) float32 or float64 with N, C >= 1; targets ``t`` are
 int64 class indices. A target outside ``[0, C)`` gives a NaN loss for its row and no
-one-hot term in the gradient (the kernels never read out of bounds).
+one-hot term in the gradient (the kernels never read out of bounds). Each row's ``stats``
+are its max ``m`` and ``log(sum(exp(x - m)))``, kept apart: ``m + log-sum`` would round
+away the small part of large logits.
 """
 import math
 
@@ -10,8 +12,9 @@ from numba import njit, prange
 
 
 @njit(parallel=True, cache=True)
-def xent_forward(x, t, lse, loss):
-    """Per row ``i``: ``lse[i] = logsumexp(x[i])`` and ``loss[i] = lse[i] - x[i, t[i]]``."""
+def xent_forward(x, t, stats, loss):
+    """Per row ``i``: ``stats[i] = (m, log(sum(exp(x[i] - m))))`` for the row max ``m``, and
+    ``loss[i] = log-sum - (x[i, t[i]] - m)``."""
     n, c = x.shape
     for i in prange(n):
         m = x[i, 0]
@@ -21,21 +24,23 @@ def xent_forward(x, t, lse, loss):
         total = 0.0  # float64 for float32 logits too: summing C terms in order
         for j in range(c):
             total += math.exp(x[i, j] - m)
-        row_lse = type(m)(math.log(total)) + m
-        lse[i] = row_lse
+        log_sum = type(m)(math.log(total))
+        stats[i, 0] = m
+        stats[i, 1] = log_sum
         k = t[i]
-        loss[i] = row_lse - x[i, k] if 0 <= k < c else math.nan
+        loss[i] = log_sum - (x[i, k] - m) if 0 <= k < c else math.nan
 
 
 @njit(parallel=True, cache=True)
-def xent_backward(x, lse, t, scale, g):
-    """``g = (softmax(x) - onehot(t)) * scale``, softmax rebuilt from ``lse``."""
+def xent_backward(x, stats, t, scale, g):
+    """``g = (softmax(x) - onehot(t)) * scale``, softmax rebuilt from ``stats``."""
     n, c = x.shape
     one = type(scale)(1)
     for i in prange(n):
         k = t[i]
+        m, log_sum = stats[i, 0], stats[i, 1]
         for j in range(c):
-            e = math.exp(x[i, j] - lse[i])
+            e = math.exp((x[i, j] - m) - log_sum)
             if j == k:
                 e -= one
             g[i, j] = e * scale

@@ -85,7 +85,7 @@ def test_saved_activations_drop(device):
         assert report.activation_bytes == saved[segments]
         loss.backward()
         del loss
-    act, tail = 4 * BATCH * WIDTH, 4 * (BATCH * CLASSES + BATCH)  # tail: logits, logsumexp
+    act, tail = 4 * BATCH * WIDTH, 4 * (BATCH * CLASSES + 2 * BATCH)  # logits, row stats
     assert saved[0] == DEPTH * act + tail     # every block's ReLU output
     assert saved[2] == 2 * act + tail         # the second segment's input, the head's input
 

@@ -154,11 +154,11 @@ def test_linear_act_forward_mode(device, activation):
 
 
 def test_linear_act_takes_the_composite_ops_for_other_operands(device):
-    x, = _tensors(device, (3, 4), dtype=gpuad.float32)
-    w, = _tensors(device, (5, 4))
-    b, = _tensors(device, (1, 5))
-    y = linear_act(x, w, b, "relu")
+    x, w, b = _tensors(device, (3, 4), (5, 4), (1, 5))
+    y = linear_act(x, w, b, "relu")  # a (1, 5) bias: not the fused op's
     assert y.grad_fn.name == "Relu" and y.dtype == gpuad.float64
+    with pytest.raises(TypeError, match="same dtype"):  # as in PyTorch: no promotion
+        linear_act(x.float(), w, None, "relu")
     with pytest.raises(ValueError, match="unknown activation 'swish'"):
         linear_act(x, w, None, "swish")
 

@@ -121,8 +121,8 @@ def test_linear_forward_and_errors():
                                x.numpy() @ lin.weight.detach().numpy().T, rtol=1e-6)
     with pytest.raises(ValueError, match="last dimension is 3"):
         lin(gpuad.randn(4, 5))
-    with pytest.raises(ValueError, match="positive int"):
-        nn.Linear(0, 3)
+    with pytest.raises(ValueError, match="non-negative int"):  # Linear(0, 3) is allowed
+        nn.Linear(-1, 3)
 
 
 # --- the fused path ---------------------------------------------------------------------------

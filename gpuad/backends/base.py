@@ -4,7 +4,9 @@ A backend overrides a method with a fused kernel (a Numba twin on CPU, CUDA C on
 where that pays; the formula here stays the specification the kernels are tested against
 and the fallback for what a kernel does not take (other dtypes, non-contiguous arrays).
 """
-from ..dtypes import float32, float64
+import math
+
+from ..dtypes import float16, float32, float64, int64
 
 #: The activations of the fused kernels; the index is the code the kernels use.
 ACTIVATIONS = ("relu", "leaky_relu", "gelu", "tanh", "sigmoid")
@@ -41,6 +43,12 @@ def bias_vector(xp, z, b):
     return None
 
 
+def float16_uniform(xp, u):
+    """float32 samples ``u`` in [0, 1) as float16 ones on the grid of 2**-11 steps (as
+    PyTorch draws them): a plain cast would round values near 1 up to 1."""
+    return (xp.floor(u * float32.type(2048)) * float32.type(2 ** -11)).astype(float16)
+
+
 def adam_scalars(dtype, step, lr, beta1, beta2, eps, weight_decay, decoupled):
     """The scalars of one Adam step in the parameter's dtype, as the update uses them:
     ``beta1, 1 - beta1, beta2, 1 - beta2, sqrt(bias2), eps, lr / bias1, l2, decay``.
@@ -59,6 +67,32 @@ class Backend:
 
     xp = None
     name = None
+
+    # --- random integers ----------------------------------------------------------------
+    def randint(self, low, high, shape):
+        """int64 integers uniform in ``[low, high)``, exactly, from ``random_words`` (raw
+        32-bit words): each draw is masked to the bits the span needs and redrawn where it
+        falls beyond the span (less than half of them, on average)."""
+        xp, n, span = self.xp, math.prod(shape), high - low
+        if span == 1:
+            return xp.full(shape, low, int64)
+        bits = (span - 1).bit_length()
+        words = 2 if bits > 32 else 1
+        out = xp.empty(n, xp.uint64)
+        todo = xp.arange(n)
+        while todo.size:  # each round costs a host sync: an exact draw needs the redraws
+            raw = self.random_words(int(todo.size) * words)
+            v = raw.view(xp.uint64) if words == 2 else raw.astype(xp.uint64)
+            if bits < 64:
+                v &= xp.uint64((1 << bits) - 1)
+            if span == 1 << bits:  # a power of two: every draw fits
+                out[todo] = v
+                break
+            ok = v < xp.uint64(span)
+            out[todo[ok]] = v[ok]
+            todo = todo[~ok]
+        # wrapping uint64 addition, read back as int64: low + v, exactly, for any low
+        return (out + xp.uint64(low % (1 << 64))).view(int64).reshape(shape)
 
     def sigmoid(self, x):
         """``1 / (1 + exp(-x))`` without overflow for large ``|x|``."""
@@ -115,21 +149,27 @@ class Backend:
     def act_bias_backward(self, gy, saved, activation, slope=0.01):
         """``act_backward`` and the bias gradient: its sum over all but the last axis."""
         gz = self.act_backward(gy, saved, activation, slope)
-        return gz, gz.reshape(-1, gz.shape[-1]).sum(axis=0)
+        return gz, gz.reshape(gz.size // max(gz.shape[-1], 1), gz.shape[-1]).sum(axis=0)
 
     # --- losses --------------------------------------------------------------------------
     def cross_entropy_forward(self, x, t):
-        """Per-row logsumexp of logits ``x`` (N, C) and the mean loss at targets ``t``."""
+        """Per-row ``stats`` of logits ``x`` (N, C), shape (N, 2): the row max ``m`` and
+        the log of the shifted sum ``log(sum(exp(x - m)))``; and the mean loss at targets
+        ``t``. The loss is ``log-sum - (x[t] - m)``: adding ``m`` back first would round
+        away the small part of a large logit (1e6 + 1.3 in float32)."""
         xp = self.xp
-        m = x.max(axis=1, keepdims=True)
-        lse = (xp.log(xp.exp(x - m).sum(axis=1, keepdims=True)) + m)[:, 0]
-        picked = x[xp.arange(x.shape[0]), t]
-        return lse, (lse - picked).mean(dtype=x.dtype)
+        z = x.astype(float32) if x.dtype == float16 else x  # float16: in float32
+        m = z.max(axis=1, keepdims=True)
+        log_sum = xp.log(xp.exp(z - m).sum(axis=1, keepdims=True))
+        picked = z[xp.arange(x.shape[0]), t] - m[:, 0]
+        loss = (log_sum[:, 0] - picked).mean(dtype=z.dtype)
+        return xp.concatenate([m, log_sum], axis=1), loss if z is x else loss.astype(x.dtype)
 
-    def cross_entropy_backward(self, x, lse, t, scale):
-        """``(softmax(x) - onehot(t)) * scale``, softmax rebuilt from the saved logsumexp."""
+    def cross_entropy_backward(self, x, stats, t, scale):
+        """``(softmax(x) - onehot(t)) * scale``, softmax rebuilt from the saved ``stats``:
+        ``exp((x - m) - log-sum)``."""
         xp = self.xp
-        g = xp.exp(x - lse[:, None])
+        g = xp.exp((x - stats[:, :1]) - stats[:, 1:]).astype(x.dtype, copy=False)
         g[xp.arange(x.shape[0]), t] -= 1
         g *= scale
         return g

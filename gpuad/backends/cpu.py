@@ -10,7 +10,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 
 from .. import random_state
-from .base import Backend
+from ..dtypes import float16, float32
+from .base import Backend, float16_uniform
 from .cpu_kernels import CPUKernels, _twin
 
 
@@ -57,10 +58,22 @@ class CPUBackend(CPUKernels, Backend):
         self.rng.bit_generator.state = state
 
     def rand(self, shape, dtype):
+        if dtype == float16:  # NumPy draws float32 and float64 only
+            return float16_uniform(np, self.rng.random(shape, dtype=float32))
         return self.rng.random(shape, dtype=dtype)
 
     def randn(self, shape, dtype):
+        if dtype == float16:
+            return self.rng.standard_normal(shape, dtype=float32).astype(float16)
         return self.rng.standard_normal(shape, dtype=dtype)
+
+    def randint(self, low, high, shape):
+        """int64 integers uniform in ``[low, high)``: NumPy's exact integer generator."""
+        return self.rng.integers(low, high, size=shape, dtype=np.int64)
+
+    def random_words(self, n):
+        """``n`` raw 32-bit words from the generator (what ``Backend.randint`` takes)."""
+        return self.rng.integers(0, 1 << 32, size=n, dtype=np.uint32)
 
     # --- what NumPy lacks or does differently ----------------------------------------
     def scatter_add(self, target, index, values):

@@ -81,15 +81,15 @@ class CPUKernels:
     def cross_entropy_forward(self, x, t):
         if x.ndim != 2 or not _takes(x):
             return super().cross_entropy_forward(x, t)
-        lse, loss = np.empty(x.shape[0], x.dtype), np.empty(x.shape[0], x.dtype)
-        _twin("softmax_xent").xent_forward(x, np.ascontiguousarray(t, np.int64), lse, loss)
-        return lse, loss.mean(dtype=x.dtype)
+        stats, loss = np.empty((x.shape[0], 2), x.dtype), np.empty(x.shape[0], x.dtype)
+        _twin("softmax_xent").xent_forward(x, np.ascontiguousarray(t, np.int64), stats, loss)
+        return stats, loss.mean(dtype=x.dtype)
 
-    def cross_entropy_backward(self, x, lse, t, scale):
-        if x.ndim != 2 or not _takes(x, lse):
-            return super().cross_entropy_backward(x, lse, t, scale)
+    def cross_entropy_backward(self, x, stats, t, scale):
+        if x.ndim != 2 or not _takes(x, stats):
+            return super().cross_entropy_backward(x, stats, t, scale)
         g = np.empty_like(x)
-        _twin("softmax_xent").xent_backward(x, lse, np.ascontiguousarray(t, np.int64),
+        _twin("softmax_xent").xent_backward(x, stats, np.ascontiguousarray(t, np.int64),
                                             x.dtype.type(scale), g)
         return g
 

@@ -5,7 +5,8 @@ Imported only when a cuda device is asked for, so CPU installs never need CuPy.
 import math
 
 from .. import random_state
-from .base import Backend
+from ..dtypes import float16, float32
+from .base import Backend, float16_uniform
 from .cuda_kernels import CUDAKernels
 
 
@@ -93,11 +94,33 @@ class CUDABackend(CUDAKernels, Backend):
 
     def rand(self, shape, dtype):
         with self._cuda_device:
+            if dtype == float16:  # cuRAND draws float32 and float64 only
+                return float16_uniform(
+                    self.xp, self._generator_for(shape).random_sample(shape, dtype=float32))
             return self._generator_for(shape).random_sample(shape, dtype=dtype)
 
     def randn(self, shape, dtype):
         with self._cuda_device:
+            if dtype == float16:
+                return self._generator_for(shape).standard_normal(
+                    shape, dtype=float32).astype(float16)
             return self._generator_for(shape).standard_normal(shape, dtype=dtype)
+
+    def randint(self, low, high, shape):
+        with self._cuda_device:
+            return super().randint(low, high, shape)
+
+    def random_words(self, n):
+        """``n`` raw 32-bit words of the Philox stream from the current offset (what the
+        exact ``Backend.randint`` draws from); the offset moves past them."""
+        curand = self.xp.cuda.curand
+        with self._cuda_device:
+            out = self.xp.empty(n, self.xp.uint32)
+            curand.setGeneratorOffset(self.rng._generator, self._offset)
+            if n:
+                curand.generate(self.rng._generator, out.data.ptr, n)
+        self._offset += 4 * -(-n // 4)  # whole Philox blocks of 4 words, as the other draws
+        return out
 
     # --- what CuPy does differently ------------------------------------------------
     def scatter_add(self, target, index, values):

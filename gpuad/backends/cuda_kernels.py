@@ -121,21 +121,22 @@ class CUDAKernels:
         k, (n, c) = self.kernels, x.shape
         with self._cuda_device:
             targets = self.xp.ascontiguousarray(t, dtype=self.xp.int64)
-            lse, loss = self.xp.empty(n, x.dtype), self.xp.empty(n, x.dtype)
+            stats, loss = self.xp.empty((n, 2), x.dtype), self.xp.empty(n, x.dtype)
             k.launch("softmax_xent", "xent_forward", x.dtype, (min(n, k.max_blocks),),
-                     (_row_threads(c),), (x, targets, lse, loss, np.int64(n), np.int64(c)))
-            return lse, loss.mean(dtype=x.dtype)
+                     (_row_threads(c),), (x, targets, stats, loss, np.int64(n), np.int64(c)))
+            return stats, loss.mean(dtype=x.dtype)
 
-    def cross_entropy_backward(self, x, lse, t, scale):
-        if x.ndim != 2 or not fusable(x, lse):
-            return super().cross_entropy_backward(x, lse, t, scale)
+    def cross_entropy_backward(self, x, stats, t, scale):
+        if x.ndim != 2 or not fusable(x, stats):
+            return super().cross_entropy_backward(x, stats, t, scale)
         k, (n, c) = self.kernels, x.shape
         with self._cuda_device:
             targets = self.xp.ascontiguousarray(t, dtype=self.xp.int64)
             scale = self.xp.asarray(scale, dtype=x.dtype)  # stays on the device: no sync
             g = self.xp.empty_like(x)
             k.launch("softmax_xent", "xent_backward", x.dtype, (min(n, k.max_blocks),),
-                     (_row_threads(c),), (x, lse, targets, scale, g, np.int64(n), np.int64(c)))
+                     (_row_threads(c),), (x, stats, targets, scale, g, np.int64(n),
+                                          np.int64(c)))
             return g
 
     def mse_backward(self, x, t, scale):

@@ -20,6 +20,8 @@ def kaiming_uniform_(t, a=0.0):
 
     >>> gpuad.nn.init.kaiming_uniform_(gpuad.empty(4, 3), a=math.sqrt(5))
     """
+    if t.numel() == 0:  # nothing to fill (and no fan-in to divide by), as in PyTorch
+        return t
     bound = math.sqrt(6.0 / ((1 + a * a) * fan_in(t)))
     return uniform_(t, -bound, bound)
 

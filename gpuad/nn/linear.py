@@ -19,8 +19,8 @@ class Linear(Module):
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
         for name, n in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
-                raise ValueError(f"Linear: {name} must be a positive int, got {n!r}")
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                raise ValueError(f"Linear: {name} must be a non-negative int, got {n!r}")
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(empty(out_features, in_features, device=device, dtype=dtype))
         self.bias = Parameter(empty(out_features, device=device, dtype=dtype)) if bias else None
@@ -29,8 +29,8 @@ class Linear(Module):
     def reset_parameters(self):
         """Draw fresh weights (and bias) from gpuad's seeded generator."""
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1 / math.sqrt(self.in_features)
+        if self.bias is not None:  # zeros without inputs, as in PyTorch
+            bound = 1 / math.sqrt(self.in_features) if self.in_features else 0
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x):

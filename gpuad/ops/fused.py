@@ -4,6 +4,8 @@
 backend's fused bias + activation written over the matmul's output; backward is one fused
 pass (activation and bias gradients) and the two matmuls.
 """
+import math
+
 from .. import dtypes
 from ..autograd.function import Function
 from ..backends.base import saves_output
@@ -19,9 +21,14 @@ SLOPE = 0.01
 
 
 def linear(x, weight, bias=None):
-    """``x @ weight.T + bias``, PyTorch's ``F.linear``."""
+    """``x @ weight.T + bias``, PyTorch's ``F.linear``: all of one dtype."""
     y = matmul(x, weight.mT if weight.ndim > 1 else weight)
-    return y if bias is None else y + bias
+    if bias is None:
+        return y
+    if isinstance(bias, Tensor) and bias.dtype != y.dtype:
+        raise TypeError(f"linear: the bias is {dtypes.name(bias.dtype)} but the input and "
+                        f"weight are {dtypes.name(y.dtype)}; they must have the same dtype")
+    return y + bias
 
 
 def linear_act(x, weight, bias, activation):
@@ -71,7 +78,7 @@ class LinearAct(Function):
     def backward(self, gy):
         x, w, b, saved = self.saved_tensors
         gz = self._activation_grad(gy, x, w, b, saved)
-        gb = reshape(gz, (-1, gz.shape[-1])).sum(0) if self._needs_bias_grad() else None
+        gb = _rows(gz).sum(0) if self._needs_bias_grad() else None
         return self._linear_grads(gz, gb, x, w)
 
     def fused_backward(self, gy):
@@ -107,8 +114,14 @@ class LinearAct(Function):
     def _linear_grads(self, gz, gb, x, w):
         nx, nw = self.needs_input_grad[:2]
         gx = gz @ w if nx else None
-        gw = reshape(gz, (-1, gz.shape[-1])).mT @ reshape(x, (-1, x.shape[-1])) if nw else None
+        gw = _rows(gz).mT @ _rows(x) if nw else None
         return (gx, gw) if len(self.needs_input_grad) == 2 else (gx, gw, gb)
+
+
+def _rows(t):
+    """``t`` as a matrix of its last dim (sizes spelled out: -1 is ambiguous when a size
+    is 0, as for a Linear layer without inputs)."""
+    return reshape(t, (math.prod(t.shape[:-1]), t.shape[-1]))
 
 
 def _activation_grad(activation, gy, s):

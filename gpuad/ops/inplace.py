@@ -93,7 +93,14 @@ def _set_index(x, index, value):
     x[index] = value
 
 
-for _f in (_ufunc_into, _copy_into, _fill, _set_index):
+def _set_index_moved(xp, x, index, value, move):
+    from .shape import to_numpy_order, to_torch_order
+    shape = to_torch_order(xp, x[index], move).shape  # the shape v broadcasts to
+    x[index] = to_numpy_order(xp, xp.broadcast_to(xp.asarray(value, dtype=x.dtype), shape),
+                              move)
+
+
+for _f in (_ufunc_into, _copy_into, _fill, _set_index, _set_index_moved):
     _f.writes_in_place = True
 
 
@@ -140,15 +147,19 @@ def copy_(x, src):
 
 def setitem(x, index, value):
     """``x[index] = value``, outside the graph only."""
-    from .shape import _as_index
+    from .shape import _as_index, torch_order
     if _in_graph(x, value):
         raise RuntimeError("assigning into a tensor (x[i] = v) is not recorded by autograd; "
                            "build the result with gpuad.where or gpuad.cat, or assign under "
                            "gpuad.no_grad()")
-    idx, _, _ = _as_index(index, x)
+    idx, advanced, _ = _as_index(index, x)
     if isinstance(value, Tensor):
         if value.device != x.device:
             raise RuntimeError(f"x[i] = v: x is on {x.device} but v is on {value.device}")
         value = value._data
-    tracing.kernel(_set_index, x._data, idx, value)
+    move = torch_order(idx, x.ndim) if advanced else None
+    if move is not None:  # v is laid out in PyTorch's order of the indexed dims
+        tracing.kernel(_set_index_moved, x._backend.xp, x._data, idx, value, move)
+    else:
+        tracing.kernel(_set_index, x._data, idx, value)
     x._version_counter[0] += 1

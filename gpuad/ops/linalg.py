@@ -1,6 +1,8 @@
 """Matrix multiplication: 1-D, 2-D and batched N-D with broadcast batch dims."""
+from .. import dtypes
 from ..autograd.function import Function
 from ..errors import broadcast_shapes
+from ..tensor import Tensor
 from .elementwise import as_operands
 from .shape import reshape, sum_to, unsqueeze
 
@@ -38,8 +40,18 @@ class MatMul(Function):
 
 
 def matmul(a, b):
-    """Matrix product with NumPy's rules for 1-D and batched operands."""
-    a, b = as_operands(a, b, "matmul", broadcast=False)
+    """Matrix product with NumPy's rules for 1-D and batched operands; the operands must
+    have one dtype, as in PyTorch (no promotion)."""
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        if a._data.dtype != b._data.dtype:
+            raise TypeError(f"matmul: the operands are {dtypes.name(a.dtype)} and "
+                            f"{dtypes.name(b.dtype)}, but must have the same dtype (PyTorch "
+                            f"does not promote here); convert one, e.g. x.to({b.dtype})")
+    else:
+        a, b = as_operands(a, b, "matmul", broadcast=False)
+    if a._data.dtype == dtypes.bool_:
+        raise TypeError("matmul of bool tensors is not supported (as in PyTorch); convert "
+                        "them with .long() or .float()")
     sa, sb = a._data.shape, b._data.shape
     if not sa or not sb:
         raise ValueError(f"matmul: both operands need at least 1 dim, got shapes {sa} "

@@ -4,7 +4,7 @@ from ..autograd.function import Function
 from ..tensor import Tensor
 from .elementwise import as_operands, exp
 from .reduce import mean, sum
-from .shape import _dim, getitem
+from .shape import _dim, getitem, reshape
 
 
 class Softmax(Function):
@@ -12,9 +12,13 @@ class Softmax(Function):
         self.dim = dim
 
     def forward(self, x):
-        xp = self.xp
-        e = xp.exp(x - xp.max(x, axis=self.dim, keepdims=True))
-        y = e / xp.sum(e, axis=self.dim, keepdims=True)
+        xp, d = self.xp, self.dim
+        if x.shape[d] == 0:  # nothing to normalise
+            y = x.copy()
+        else:
+            z = x.astype(dtypes.float32) if x.dtype == dtypes.float16 else x
+            e = xp.exp(z - xp.max(z, axis=d, keepdims=True))
+            y = (e / xp.sum(e, axis=d, keepdims=True)).astype(x.dtype, copy=False)
         self.save_for_backward(y)
         return y
 
@@ -30,9 +34,14 @@ class LogSoftmax(Function):
         self.dim = dim
 
     def forward(self, x):
-        xp = self.xp
-        shifted = x - xp.max(x, axis=self.dim, keepdims=True)
-        y = shifted - xp.log(xp.sum(xp.exp(shifted), axis=self.dim, keepdims=True))
+        xp, d = self.xp, self.dim
+        if x.shape[d] == 0:
+            y = x.copy()
+        else:
+            z = x.astype(dtypes.float32) if x.dtype == dtypes.float16 else x
+            shifted = z - xp.max(z, axis=d, keepdims=True)
+            y = (shifted - xp.log(xp.sum(xp.exp(shifted), axis=d, keepdims=True))).astype(
+                x.dtype, copy=False)
         self.save_for_backward(y)
         return y
 
@@ -46,13 +55,21 @@ class LogSoftmax(Function):
 
 
 def softmax(x, dim):
-    """``exp(x) / sum(exp(x))`` along ``dim``."""
-    return Softmax(_dim(dim, x.ndim, "softmax")).apply(_floating(x, "softmax"))
+    """``exp(x) / sum(exp(x))`` along ``dim`` (float16 computed in float32)."""
+    return _along(Softmax, x, dim, "softmax")
 
 
 def log_softmax(x, dim):
     """``log(softmax(x))`` along ``dim``, computed without overflow."""
-    return LogSoftmax(_dim(dim, x.ndim, "log_softmax")).apply(_floating(x, "log_softmax"))
+    return _along(LogSoftmax, x, dim, "log_softmax")
+
+
+def _along(op, x, dim, name):
+    d = _dim(dim, x.ndim, name)
+    x = _floating(x, name)
+    if x.ndim == 0:  # a 0-d tensor is one slice of one element
+        return reshape(op(0).apply(reshape(x, (1,))), ())
+    return op(d).apply(x)
 
 
 def _floating(x, op):
@@ -65,31 +82,32 @@ def _floating(x, op):
 class CrossEntropy(Function):
     """Mean softmax cross-entropy of logits (N, C) against class indices (N,).
 
-    Saves the logits and the per-row logsumexp, never the softmax matrix; backward is
-    ``(softmax - onehot) / N``.
+    Saves the logits and per-row stats (the max and the log of the shifted sum, apart:
+    their sum would round away the small part of large logits), never the softmax
+    matrix; backward is ``(softmax - onehot) / N``.
     """
 
     def forward(self, x, t):
-        lse, loss = self.backend.cross_entropy_forward(x, t)
-        self.save_for_backward(x, lse, t)
+        stats, loss = self.backend.cross_entropy_forward(x, t)
+        self.save_for_backward(x, stats, t)
         return loss
 
     def backward(self, gy):
-        x, lse, t = self.saved_tensors
+        x, stats, t = self.saved_tensors
         return self._softmax_minus_onehot(x, t) * (gy / x.shape[0]), None
 
     def fused_backward(self, gy):
-        x, lse, t = self.saved_tensors
-        return self.call_kernel(self.backend.cross_entropy_backward, x, lse, t,
+        x, stats, t = self.saved_tensors
+        return self.call_kernel(self.backend.cross_entropy_backward, x, stats, t,
                                 gy / x.shape[0]), None
 
     def jvp(self, tx, tt):
-        x, lse, t = self.saved_tensors
+        x, stats, t = self.saved_tensors
         return sum(self._softmax_minus_onehot(x, t) * tx) / x.shape[0]
 
     def _softmax_minus_onehot(self, x, t):
         classes = Tensor._make(self.xp.arange(x.shape[1]), self.backend)
-        return softmax(x, 1) - (classes == t.reshape(-1, 1))
+        return softmax(x, 1) - (classes == t.reshape(-1, 1)).to(x.dtype)
 
 
 def _check_targets(logits, targets, op):
@@ -137,6 +155,9 @@ class MSELoss(Function):
     def forward(self, x, t):
         self.save_for_backward(x, t)
         d = x - t
+        if x.dtype == dtypes.float16:  # accumulated in float32, as in PyTorch
+            loss = self.xp.sum(d * d, dtype=dtypes.float32)
+            return (loss / loss.dtype.type(x.size) if self.mean else loss).astype(x.dtype)
         loss = self.xp.sum(d * d)
         return loss / x.dtype.type(x.size) if self.mean else loss
 

@@ -8,13 +8,15 @@ from ..tensor import Tensor
 
 
 def _dim(d, ndim, op, extra=0):
-    """``d`` as a non-negative dimension, or an error naming the valid range."""
+    """``d`` as a non-negative dimension, or an error naming the valid range. A 0-d tensor
+    takes 0 and -1 as PyTorch does (both give 0)."""
     n = ndim + extra
     if not isinstance(d, int) or isinstance(d, bool):
         raise TypeError(f"{op}: dim must be an int, got {d!r}")
-    if not -n <= d < max(n, 1):
+    m = max(n, 1)
+    if not -m <= d < m:
         raise IndexError(f"{op}: dim {d} is out of range for a tensor with {ndim} dims "
-                         f"(expected {-n} to {max(n, 1) - 1})")
+                         f"(expected {-m} to {m - 1})")
     return d % n if n else 0
 
 
@@ -209,8 +211,12 @@ def _as_index(index, x):
                                    f"{it.device}; move the index with .to('{x.device}')")
             arr = it._data
         elif isinstance(it, list) or backend.is_array(it) or hasattr(it, "__array__"):
-            arr = backend.asarray(it)
+            # x[[]]: no rows, as PyTorch reads it (NumPy would make a float index of it)
+            arr = backend.asarray(it, dtype=dtypes.int64) if type(it) is list and not it \
+                else backend.asarray(it)
         else:
+            if it is True or it is False:  # a 0-d mask to NumPy: it places dims as arrays do
+                advanced = True
             out.append(it)
             continue
         if arr.dtype.kind not in "biu":
@@ -222,11 +228,66 @@ def _as_index(index, x):
     return tuple(out), advanced, masks_only
 
 
+def torch_order(index, ndim):
+    """Where PyTorch puts the dims of an advanced index that NumPy puts first.
+
+    Both put the broadcast dims of the index arrays in place when the arrays are next to
+    each other, and first otherwise; but NumPy counts integers (and 0-d arrays) as arrays
+    while PyTorch takes them first, as selects: ``x[0, :, idx]`` is ``(2, 3, 5)`` in NumPy
+    and ``(3, 2, 5)`` in PyTorch for x of shape (2, 3, 4, 5). Returns ``(b, p)``: move the
+    leading ``b`` dims of NumPy's result to position ``p``; or None when they agree.
+    """
+    ints, arrays, basics = [], [], []  # positions of ints (0-d integer arrays too), arrays
+    for i, it in enumerate(index):    # (masks and Python bools too), slices/None/Ellipsis
+        if it is True or it is False:
+            arrays.append(i)
+        elif type(it) is int:
+            ints.append(i)
+        elif hasattr(it, "ndim"):
+            (arrays if it.ndim or it.dtype == dtypes.bool_ else ints).append(i)
+        else:
+            basics.append(i)
+    if not ints or not arrays or not basics:
+        return None  # no int beside an array, or nothing between: NumPy and PyTorch agree
+    first, last = min(ints[0], arrays[0]), max(ints[-1], arrays[-1])
+    if not any(first < i < last for i in basics):
+        return None  # ints and arrays side by side: both keep them in place
+    if any(arrays[0] < i < arrays[-1] for i in basics):
+        return None  # arrays apart in PyTorch too: both put them first
+    consumed = 0  # the dims of x that the items take (a k-dim mask takes k)
+    for it in index:
+        if it is not None and it is not Ellipsis:
+            consumed += getattr(it, "ndim", 0) if _is_mask(it) else 1
+    p = 0  # the dims of the result before the first array in PyTorch's order
+    for i in basics:
+        if i < arrays[0]:
+            p += ndim - consumed if index[i] is Ellipsis else 1
+    b = max(1 if _is_mask(index[i]) else index[i].ndim for i in arrays)
+    return b, p
+
+
+def _is_mask(it):
+    return it is True or it is False or getattr(it, "dtype", None) == dtypes.bool_
+
+
+def to_torch_order(xp, arr, move):
+    """NumPy's result of an advanced index (``arr``) in PyTorch's dimension order."""
+    b, p = move
+    return xp.moveaxis(arr, tuple(range(b)), tuple(range(p, p + b)))
+
+
+def to_numpy_order(xp, arr, move):
+    """The inverse of ``to_torch_order``."""
+    b, p = move
+    return xp.moveaxis(arr, tuple(range(p, p + b)), tuple(range(b)))
+
+
 class GetItem(Function):
-    def __init__(self, index, advanced, masks_only):
+    def __init__(self, index, advanced, masks_only, move=None):
         if not any(i is Ellipsis for i in index):
             index += (Ellipsis,)  # x[0] of a 1-D array: a 0-d view, not a NumPy scalar
         self.index, self.advanced, self.masks_only = index, advanced, masks_only
+        self.move = move
         self.is_view = not advanced
         if advanced and any(getattr(i, "dtype", None) == dtypes.bool_ for i in index):
             tracing.refuse("indexing with a boolean mask (its result's shape depends on "
@@ -234,24 +295,27 @@ class GetItem(Function):
 
     def forward(self, x):
         self.in_shape = x.shape
-        return x[self.index]
+        y = x[self.index]
+        return y if self.move is None else to_torch_order(self.xp, y, self.move)
 
     def backward(self, gy):
-        return IndexAdd(self.in_shape, self.index, self.advanced and not self.masks_only) \
-            .apply(gy)
+        return IndexAdd(self.in_shape, self.index, self.advanced and not self.masks_only,
+                        self.move).apply(gy)
 
     def jvp(self, t):
-        return GetItem(self.index, self.advanced, self.masks_only).apply(t)
+        return GetItem(self.index, self.advanced, self.masks_only, self.move).apply(t)
 
 
 class IndexAdd(Function):
     """Zeros of ``shape`` with ``values`` added at ``index`` (repeats accumulate)."""
 
-    def __init__(self, shape, index, accumulate):
-        self.shape, self.index, self.accumulate = shape, index, accumulate
+    def __init__(self, shape, index, accumulate, move=None):
+        self.shape, self.index, self.accumulate, self.move = shape, index, accumulate, move
 
     def forward(self, values):
         out = self.xp.zeros(self.shape, values.dtype)
+        if self.move is not None:
+            values = to_numpy_order(self.xp, values, self.move)
         if self.accumulate:
             self.backend.scatter_add(out, self.index, values)
         else:
@@ -259,16 +323,17 @@ class IndexAdd(Function):
         return out
 
     def backward(self, gy):
-        return GetItem(self.index, True, not self.accumulate).apply(gy)
+        return GetItem(self.index, True, not self.accumulate, self.move).apply(gy)
 
     def jvp(self, t):
-        return IndexAdd(self.shape, self.index, self.accumulate).apply(t)
+        return IndexAdd(self.shape, self.index, self.accumulate, self.move).apply(t)
 
 
 def getitem(x, index):
     index, advanced, masks_only = _as_index(index, x)
+    move = torch_order(index, x._data.ndim) if advanced and len(index) > 1 else None
     try:
-        return GetItem(index, advanced, masks_only).apply(x)
+        return GetItem(index, advanced, masks_only, move).apply(x)
     except IndexError as e:
         raise IndexError(f"index {index!r} does not fit a tensor of shape {x.shape}: {e}") \
             from None
@@ -331,15 +396,20 @@ def stack(tensors, dim=0):
 def split(x, split_size_or_sections, dim=0):
     """Pieces of ``x`` along ``dim``: of a size each (the last may be smaller) or of the
     listed sizes."""
-    d = _dim(dim, x.ndim, "split")
+    d = _dim(dim, _at_least_1d(x, "split"), "split")
     n = x.shape[d]
     if isinstance(split_size_or_sections, int):
         step = split_size_or_sections
-        if step <= 0:
-            raise ValueError(f"split: split size must be positive, got {step}")
-        sizes = [min(step, n - s) for s in range(0, n, step)] or [0]
+        if step < 0:
+            raise ValueError(f"split: the split size must not be negative, got {step}")
+        if step == 0 and n:
+            raise ValueError(f"split: split size 0 only fits a dim of size 0, but dim {dim} "
+                             f"has size {n}")
+        sizes = [min(step, n - s) for s in range(0, n, step)] if n else [0]
     else:
         sizes = list(split_size_or_sections)
+        if any(s < 0 for s in sizes):
+            raise ValueError(f"split: sizes {sizes} hold a negative size")
         if sum(sizes) != n:
             raise ValueError(f"split: sizes {sizes} add up to {sum(sizes)}, but dim {dim} "
                              f"has length {n}")
@@ -350,9 +420,22 @@ def split(x, split_size_or_sections, dim=0):
     return tuple(pieces)
 
 
+def _at_least_1d(x, op):
+    if x.ndim == 0:
+        raise ValueError(f"{op} of a 0-d tensor: there is no dim to cut (PyTorch refuses "
+                         "it too); reshape it to (1,) first")
+    return x.ndim
+
+
 def chunk(x, chunks, dim=0):
-    n = x.shape[_dim(dim, x.ndim, "chunk")]
-    return split(x, max(1, -(-n // chunks)), dim)
+    """``chunks`` pieces of ``x`` along ``dim`` of ``ceil(n / chunks)`` each, as in PyTorch
+    (so fewer when they run out first); an empty dim gives ``chunks`` empty pieces."""
+    if not isinstance(chunks, int) or chunks <= 0:
+        raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
+    n = x.shape[_dim(dim, _at_least_1d(x, "chunk"), "chunk")]
+    if n == 0:
+        return split(x, [0] * chunks, dim)
+    return split(x, -(-n // chunks), dim)
 
 
 # --- devices ------------------------------------------------------------------------------
