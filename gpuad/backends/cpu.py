@@ -1,13 +1,5 @@
 """CPU backend: NumPy arrays, with Numba twins of the fused kernels."""
-import os
-
-# Numba's OpenMP workers spin after each parallel kernel by default, holding the cores that
-# OpenBLAS needs for the matmul right after (a 784-256-256-10 training step ran 8x slower on
-# 2 cores). Waiting passively hands the cores back. It must be set before Numba starts its
-# thread pool, and a value the user set wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 from .. import random_state
 from .base import Backend
