@@ -60,6 +60,14 @@ class Backend:
     xp = None
     name = None
 
+    def matmul(self, a, b):
+        """``a @ b`` with NumPy's rules (the CPU backend may run it on another BLAS)."""
+        return self.xp.matmul(a, b)
+
+    def is_view(self, arr):
+        """Whether ``arr`` shares its memory with another array (is a view of one)."""
+        return self.is_array(arr.base)
+
     def sigmoid(self, x):
         """``1 / (1 + exp(-x))`` without overflow for large ``|x|``."""
         xp = self.xp

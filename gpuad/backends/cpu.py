@@ -2,6 +2,7 @@
 import numpy as np
 
 from .. import random_state
+from . import cpu_blas
 from .base import Backend
 from .cpu_kernels import CPUKernels, _twin
 
@@ -22,9 +23,18 @@ class CPUBackend(CPUKernels, Backend):
         """An uninitialised array; large ones from the memory pool when it is on."""
         return self.pool.empty(shape, dtype)
 
+    def matmul(self, a, b):
+        """``a @ b``: 2-D float products by MKL when installed (``cpu_blas``), into an
+        array from the memory pool; the rest by NumPy."""
+        return cpu_blas.matmul(a, b, self.pool.empty if self.pool.caching else np.empty)
+
     # --- moving data -------------------------------------------------------------
     def is_array(self, obj):
         return isinstance(obj, np.ndarray)
+
+    def is_view(self, arr):
+        """A view of another array; an array alone on a pool block is none."""
+        return isinstance(arr.base, np.ndarray) and not self.pool.sole_view(arr)
 
     def asarray(self, data, dtype=None):
         """Host or device data as an array of this backend (copied when it must be)."""
