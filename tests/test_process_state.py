@@ -49,6 +49,14 @@ def snapshot():
 """
 
 
+def _libraries_mapped(pattern):
+    return f"""
+import re
+mapped = sorted({{l.split("/")[-1] for l in open("/proc/self/maps").read().splitlines()
+                 if re.search({pattern!r}, l)}})
+"""
+
+
 def _child(code, env=None):
     """Run ``code`` in a fresh interpreter; its last stdout line, parsed as JSON."""
     full_env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
@@ -69,10 +77,11 @@ before = snapshot()
 after = snapshot()
 from numba.np.ufunc import parallel
 layer_started = parallel._is_initialized  # gpuad never starts Numba's threading layer
+""" + _libraries_mapped(r"libmkl|libgomp|libiomp|libomp|libtbb") + """
 numba.set_num_threads(1)
 """ + WORKLOAD + """
 print(json.dumps({"before": before, "after": after, "layer_started": layer_started,
-                  "numba_threads": numba.get_num_threads()}))
+                  "numba_threads": numba.get_num_threads(), "mapped": mapped}))
 """
     r = _child(code, None if policy is None else {"OMP_WAIT_POLICY": policy})
     before, after = r["before"], r["after"]
@@ -82,6 +91,7 @@ print(json.dumps({"before": before, "after": after, "layer_started": layer_start
     # libraries loaded before keep their thread counts (gpuad may load its own BLAS)
     assert {k: after["blas"].get(k) for k in before["blas"]} == before["blas"]
     assert not r["layer_started"]
+    assert r["mapped"] == []  # no other BLAS (MKL is on request only), no OpenMP runtime
     assert r["numba_threads"] == 1  # the user's setting, after more gpuad work
 
 
@@ -127,3 +137,18 @@ print(json.dumps({"snapshot": snapshot(), "threads": torch.get_num_threads(),
     assert after["snapshot"]["c_environ"] == alone["snapshot"]["c_environ"]
     assert (after["threads"], after["interop"]) == (alone["threads"], alone["interop"])
     assert after["parallel_info"] == alone["parallel_info"]
+
+
+def test_mkl_on_request_runs_sequential_and_starts_no_openmp():
+    from gpuad.backends import cpu_blas
+    if not cpu_blas._mkl_paths():
+        pytest.skip("MKL not installed (pip install gpuad[mkl])")
+    code = WORKLOAD + _libraries_mapped(r"libgomp|libiomp|libomp|libtbb") + """
+from gpuad.backends import cpu_blas
+a = np.random.default_rng(0).standard_normal((300, 200)).astype(np.float32)
+err = float(abs(cpu_blas.matmul(a, a.T) - a.astype(np.float64) @ a.T).max())
+print(json.dumps({"mapped": mapped, "blas": cpu_blas.describe(), "err": err}))
+"""
+    r = _child("import json\n" + code, {"GPUAD_CPU_BLAS": "mkl"})
+    assert r["blas"].startswith("MKL") and "sequential" in r["blas"]
+    assert r["mapped"] == [] and r["err"] < 1e-3

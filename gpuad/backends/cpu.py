@@ -24,8 +24,8 @@ class CPUBackend(CPUKernels, Backend):
         return self.pool.empty(shape, dtype)
 
     def matmul(self, a, b):
-        """``a @ b``: 2-D float products by MKL when installed (``cpu_blas``), into an
-        array from the memory pool; the rest by NumPy."""
+        """``a @ b`` by ``cpu_blas`` (NumPy, or MKL on request); a 2-D result's array from
+        the memory pool when it is on."""
         return cpu_blas.matmul(a, b, self.pool.empty if self.pool.caching else np.empty)
 
     # --- moving data -------------------------------------------------------------

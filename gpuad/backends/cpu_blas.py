@@ -1,16 +1,19 @@
-"""Matrix products of the CPU backend: MKL's GEMM on gpuad's threads when the ``mkl``
-package is installed (``pip install gpuad[mkl]``), NumPy's ``matmul`` otherwise.
+"""Matrix products of the CPU backend: NumPy's ``matmul``, or on request MKL's GEMM on
+gpuad's threads (``pip install gpuad[mkl]`` and ``GPUAD_CPU_BLAS=mkl``).
 
-MKL's sgemm beat the OpenBLAS bundled with NumPy on this project's training shapes
-(benchmarks/NOTES.md). gpuad loads MKL's single dynamic library (``libmkl_rt``) itself
-and selects its sequential layer: no OpenMP runtime is loaded and MKL starts no thread.
-A product large enough is cut into row (or column) blocks, each one sequential GEMM call
-on one of gpuad's worker threads (``cpu_threads``), so the speed does not depend on any
-``OMP_*`` or ``MKL_*`` setting, and nothing spins between calls. Where another library
-has already loaded an MKL, gpuad leaves it as it is and uses NumPy.
+MKL's sequential sgemm took 3-7 % less CPU time than NumPy's OpenBLAS on this project's
+training steps (benchmarks/NOTES.md). gpuad loads MKL's single dynamic library
+(``libmkl_rt``) itself and selects its sequential layer: no OpenMP runtime is loaded and
+MKL starts no thread; a product large enough is cut into row (or column) blocks, each one
+GEMM call on one of gpuad's worker threads (``cpu_threads``), so its speed depends on no
+``OMP_*`` or ``MKL_*`` setting and nothing spins between calls.
 
-``GPUAD_CPU_BLAS=numpy`` in the environment keeps NumPy's matmul; ``describe()`` says
-which one runs.
+It is not the default because it changes the process for others: libmkl_rt loads MKL's
+layers into the global symbol scope, and PyTorch, whose statically linked MKL exports its
+symbols, binds them to gpuad's sequential MKL when it is imported afterwards (its thread
+count measured 2 -> 1). With ``GPUAD_CPU_BLAS=mkl``, import torch before gpuad. gpuad
+refuses MKL (and uses NumPy) where an MKL is already loaded. ``describe()`` says which
+GEMM runs.
 """
 import ctypes
 import ctypes.util
@@ -128,11 +131,11 @@ def _mkl_loaded_already():
 
 def _load_mkl():
     """(CBLAS or None, why not)."""
-    if os.environ.get("GPUAD_CPU_BLAS", "").lower() == "numpy":
-        return None, "GPUAD_CPU_BLAS=numpy"
+    if os.environ.get("GPUAD_CPU_BLAS", "numpy").lower() != "mkl":
+        return None, "the default; GPUAD_CPU_BLAS=mkl selects MKL"
     paths = _mkl_paths()
     if not paths:
-        return None, "MKL not installed; pip install gpuad[mkl] for MKL's sgemm"
+        return None, "GPUAD_CPU_BLAS=mkl but MKL is not installed: pip install gpuad[mkl]"
     if _mkl_loaded_already():
         return None, "another library loaded MKL first: gpuad leaves it as it is"
     for path in paths:
