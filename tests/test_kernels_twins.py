@@ -27,6 +27,8 @@ def _every_twin(monkeypatch, request):
                         0 if request.param == "parallel" else 1 << 62)
     monkeypatch.setattr(cpu_kernels, "FORWARD_SLOWER", set())
     monkeypatch.setattr(cpu_kernels, "BIAS_FUSION_SLOWER", set())
+    monkeypatch.setattr(cpu_kernels, "XENT_FORWARD_MAX_CLASSES", 1 << 62)
+    monkeypatch.setattr(cpu_kernels, "XENT_BACKWARD_SLOWER", False)
 
 
 def _data(be, shape, dtype, seed=0, positive=False):

@@ -15,20 +15,25 @@ from ..kernels_loader import load
 from . import cpu_threads
 from .base import ACTIVATION_CODES, adam_scalars, bias_vector, fusable, saves_output
 
-#: Below this many elements NumPy wins: a Numba parallel launch costs ~13 us on 2 cores,
-#: NumPy's relu backward ~14 us at 16384 elements (benchmarks/bench_kernels.py).
-MIN_ELEMENTS = 16384
+#: Below this many elements NumPy's reference wins or ties (serial twins, 4x8 to 256x784
+#: float32, benchmarks/NOTES.md): a twin call costs ~3 us, and the SGD and activation
+#: backward twins beat NumPy's chains of passes from ~10k elements on.
+MIN_ELEMENTS = 4096
 #: Twins that lost (benchmarks/bench_kernels.py, 1M and 4M float32) and are not used:
 #: tanh's forward (Numba calls libm's scalar tanh, NumPy's tanh is vectorised), and gelu's
 #: backward fused with the bias gradient (erf-bound: the fused loop was ~10% slower than
-#: the elementwise twin followed by NumPy's column sum).
+#: the elementwise twin followed by NumPy's column sum). The softmax cross-entropy twins
+#: call the scalar exp too: the forward wins only on rows of few classes (2x at 10
+#: classes, a third of NumPy's speed at 256), and the backward lost from 1280 elements on.
+FORWARD_SLOWER = {"tanh"}
+BIAS_FUSION_SLOWER = {"gelu"}
+XENT_FORWARD_MAX_CLASSES = 32
+XENT_BACKWARD_SLOWER = True
 #: From this many elements on, a twin runs on row blocks over gpuad's worker threads;
 #: below it, on the calling thread alone. Inside a training step each twin follows a
 #: matmul, and the S step (arrays up to 200k elements) ran faster with its twins on one
 #: thread (NOTES.md).
 PARALLEL_MIN_ELEMENTS = 1 << 20
-FORWARD_SLOWER = {"tanh"}
-BIAS_FUSION_SLOWER = {"gelu"}
 
 _twin = functools.cache(load)  # the module of kernels/<name>.py, looked up once
 
@@ -79,8 +84,9 @@ class CPUKernels:
         return out
 
     def act_bias_backward(self, gy, saved, activation, slope=0.01):
+        # the fused pass beat NumPy's at every size measured: no MIN_ELEMENTS
         if activation not in ACTIVATION_CODES or activation in BIAS_FUSION_SLOWER or \
-                gy.ndim == 0 or gy.shape != saved.shape or not _takes(gy, saved):
+                gy.ndim == 0 or gy.shape != saved.shape or not fusable(gy, saved):
             return super().act_bias_backward(gy, saved, activation, slope)
         out = np.empty_like(gy)
         c = gy.shape[-1]
@@ -92,7 +98,7 @@ class CPUKernels:
         return out, gb
 
     def cross_entropy_forward(self, x, t):
-        if x.ndim != 2 or not _takes(x):
+        if x.ndim != 2 or x.shape[1] > XENT_FORWARD_MAX_CLASSES or not fusable(x):
             return super().cross_entropy_forward(x, t)
         lse, loss = np.empty(x.shape[0], x.dtype), np.empty(x.shape[0], x.dtype)
         _run(_twin("softmax_xent").xent_forward,
@@ -100,7 +106,7 @@ class CPUKernels:
         return lse, loss.mean(dtype=x.dtype)
 
     def cross_entropy_backward(self, x, lse, t, scale):
-        if x.ndim != 2 or not _takes(x, lse):
+        if XENT_BACKWARD_SLOWER or x.ndim != 2 or not _takes(x, lse):
             return super().cross_entropy_backward(x, lse, t, scale)
         g = np.empty_like(x)
         _run(_twin("softmax_xent").xent_backward,
