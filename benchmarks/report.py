@@ -134,3 +134,24 @@ def kernels_table(kerns):
 
 def _fmt(v, spec=".2f"):
     return "-" if v is None else format(v, spec)
+
+
+README_START = "<!-- benchmark results: written by `python benchmarks/run.py --update-readme` -->"
+README_END = "<!-- end of benchmark results -->"
+
+
+def readme_block(results, folder):
+    """The README's results paragraph, table and chart for the run in ``folder``
+    (``benchmarks/results/<name>``)."""
+    m = results["machine"]
+    loads = [l[0] for r in results["rows"] for l in r["load"]]
+    return (f"{README_START}\nLatest: CPU, {results['date']}, {m['cpu']}, {m['cores']} cores "
+            f"(`{folder}/`, `{results['command']}`; load average {min(loads):.1f}-"
+            f"{max(loads):.1f} during the MLP rows):\n\n{readme_table(results)}\n\n"
+            f"![MLP step times]({folder}/chart.png)\n{README_END}")
+
+
+def update_readme(text, results, folder):
+    """``text`` (the README) with its results block replaced by this run's."""
+    start, end = text.index(README_START), text.index(README_END) + len(README_END)
+    return text[:start] + readme_block(results, folder) + text[end:]

@@ -155,6 +155,8 @@ def main():
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--out", default=os.path.join(HERE, "results"))
     p.add_argument("--quick", action="store_true", help="smoke run: steps 10, rounds 2, S")
+    p.add_argument("--update-readme", action="store_true",
+                   help="write this run's table and chart into README.md")
     args = p.parse_args()
     if args.quick:
         args.steps, args.rounds, args.configs = 10, 2, "S"
@@ -187,6 +189,14 @@ def main():
     print(f"\n{report.mlp_table(results)}\n\nREADME table:\n\n"
           f"{report.readme_table(results)}\n\nWrote {folder}/results.json, results.md, "
           "chart.png")
+    if args.update_readme and not args.quick:
+        readme = os.path.join(HERE, os.pardir, "README.md")
+        rel = os.path.relpath(folder, os.path.dirname(os.path.abspath(readme)))
+        with open(readme) as f:
+            text = report.update_readme(f.read(), results, rel.replace(os.sep, "/"))
+        with open(readme, "w") as f:
+            f.write(text)
+        print("Updated README.md")
 
 
 if __name__ == "__main__":

@@ -25,9 +25,10 @@ def _raw_malloc(nbytes):
 class CPUPool:
     """``empty(shape, dtype)`` for the CPU backend: pooled when ``caching``, else NumPy's.
 
-    Off by default: glibc already recycles NumPy's freed memory, and routing an MLP step's
-    matmul outputs through the pool gained ~5% at batch 1024, lost ~6% at batch 128 and
-    raised the peak by 16-35% (``benchmarks/bench_memory.py``, 2-core CPU).
+    Off by default: glibc already recycles NumPy's freed memory (an M training step
+    page-faults 0 times without the pool), and serving the step's matmul outputs from it
+    measured within noise of NumPy's allocator (``benchmarks/NOTES.md`` 14). On, the CPU
+    backend's 2-D matmul results come from it.
     """
 
     def __init__(self, device, min_bytes=MIN_POOLED_BYTES):
