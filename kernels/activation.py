@@ -8,7 +8,7 @@ negative slope of leaky_relu. Arrays are C-contiguous, all float32 or all float6
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 RELU, LEAKY_RELU, GELU, TANH, SIGMOID = range(5)
 _SQRT1_2 = 0.7071067811865476
@@ -53,40 +53,34 @@ def _backward(g, s, act, slope):
     return g * s * (t(1) - s)
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def bias_act(z, b, y, act, slope):
     """``y = act(z + b)`` for ``z`` (R, C) and ``b`` (C,); ``z`` keeps ``z + b``, unless
     ``y`` is ``z`` (in place)."""
     rows, cols = z.shape
-    for i in prange(rows):
+    for i in range(rows):
         for j in range(cols):
             h = z[i, j] + b[j]
             z[i, j] = h
             y[i, j] = _forward(h, act, slope)
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def act_backward(g, s, out, act, slope):
     """``out = dL/dh`` from ``g = dL/dy`` and the saved ``s`` (all flat)."""
-    for i in prange(g.size):
+    for i in range(g.size):
         out[i] = _backward(g[i], s[i], act, slope)
 
 
-@njit(parallel=True, cache=True)
-def act_bias_backward(g, s, out, act, slope, chunks):
-    """``act_backward`` on (R, C) arrays; returns the bias gradient, ``out``'s column sums.
-
-    Each of ``chunks`` tasks (one per thread) sums its own block of rows, then the few
-    partial rows are added."""
+@njit(nogil=True, cache=True)
+def act_bias_backward(g, s, out, act, slope):
+    """``act_backward`` on (R, C) arrays; returns the bias gradient, ``out``'s column
+    sums (a row block's, when the backend cuts the rows into blocks)."""
     rows, cols = g.shape
-    partial = np.zeros((chunks, cols), g.dtype)
-    for k in prange(chunks):
-        for i in range(k * rows // chunks, (k + 1) * rows // chunks):
-            for j in range(cols):
-                v = _backward(g[i, j], s[i, j], act, slope)
-                out[i, j] = v
-                partial[k, j] += v
-    gb = partial[0].copy()
-    for k in range(1, chunks):
-        gb += partial[k]
+    gb = np.zeros(cols, g.dtype)
+    for i in range(rows):
+        for j in range(cols):
+            v = _backward(g[i, j], s[i, j], act, slope)
+            out[i, j] = v
+            gb[j] += v
     return gb

@@ -6,14 +6,14 @@ twins give the reference's results.
 """
 import math
 
-from numba import njit, prange
+from numba import njit
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def sgd_step(p, g, buf, lr, momentum, damp_c, nesterov, weight_decay):
     """SGD with weight decay and momentum (``damp_c = 1 - dampening``); ``buf`` is the
     momentum buffer, not read when ``momentum`` is 0."""
-    for i in prange(p.size):
+    for i in range(p.size):
         d = g[i]
         if weight_decay != 0:
             d = d + weight_decay * p[i]
@@ -24,11 +24,11 @@ def sgd_step(p, g, buf, lr, momentum, damp_c, nesterov, weight_decay):
         p[i] = p[i] - lr * d
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def adam_step(p, g, m, v, beta1, beta1_c, beta2, beta2_c, bias2_sqrt, eps, step_size, l2,
               decay):
     """Adam/AdamW with the scalars of ``gpuad.backends.base.adam_scalars``."""
-    for i in prange(p.size):
+    for i in range(p.size):
         q = p[i] * decay
         d = g[i]
         if l2 != 0:

@@ -8,15 +8,15 @@ away the small part of large logits.
 """
 import math
 
-from numba import njit, prange
+from numba import njit
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def xent_forward(x, t, stats, loss):
     """Per row ``i``: ``stats[i] = (m, log(sum(exp(x[i] - m))))`` for the row max ``m``, and
     ``loss[i] = log-sum - (x[i, t[i]] - m)``."""
     n, c = x.shape
-    for i in prange(n):
+    for i in range(n):
         m = x[i, 0]
         for j in range(1, c):
             if x[i, j] > m:
@@ -31,12 +31,12 @@ def xent_forward(x, t, stats, loss):
         loss[i] = log_sum - (x[i, k] - m) if 0 <= k < c else math.nan
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def xent_backward(x, stats, t, scale, g):
     """``g = (softmax(x) - onehot(t)) * scale``, softmax rebuilt from ``stats``."""
     n, c = x.shape
     one = type(scale)(1)
-    for i in prange(n):
+    for i in range(n):
         k = t[i]
         m, log_sum = stats[i, 0], stats[i, 1]
         for j in range(c):

@@ -16,16 +16,19 @@ TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol
 SIZES = [1, 7, 1023]
 
 
-@pytest.fixture(autouse=True, params=["parallel", "one thread"])
+@pytest.fixture(autouse=True, params=["row blocks", "one call"])
 def _every_twin(monkeypatch, request):
     """The CPU backend leaves arrays under MIN_ELEMENTS, and the twins that lost to NumPy,
-    to the reference; these tests check every twin, on small and odd sizes too, on all
-    of Numba's threads and on one (what arrays under PARALLEL_MIN_ELEMENTS get)."""
+    to the reference; these tests check every twin, on small and odd sizes too, cut into
+    row blocks over gpuad's threads and in one call (what arrays under
+    PARALLEL_MIN_ELEMENTS get)."""
     monkeypatch.setattr(cpu_kernels, "MIN_ELEMENTS", 1)
     monkeypatch.setattr(cpu_kernels, "PARALLEL_MIN_ELEMENTS",
                         0 if request.param == "parallel" else 1 << 62)
     monkeypatch.setattr(cpu_kernels, "FORWARD_SLOWER", set())
     monkeypatch.setattr(cpu_kernels, "BIAS_FUSION_SLOWER", set())
+    monkeypatch.setattr(cpu_kernels, "XENT_FORWARD_MAX_CLASSES", 1 << 62)
+    monkeypatch.setattr(cpu_kernels, "XENT_BACKWARD_SLOWER", False)
 
 
 def _data(be, shape, dtype, seed=0, positive=False):

@@ -264,3 +264,26 @@ def test_cuda_glue_lends_blocks_back_when_cupy_drops_them(cuda_glue):
     with pytest.raises(OutOfMemoryError, match="cuda:0 out of memory"):
         allocate(4 << 20)
     del keep
+
+
+def test_cpu_pool_serves_matmul_outputs_and_their_gradients_stay_uncopied(cpu_pool):
+    """With the CPU pool on, matmul results come from it, and backward keeps a leaf's
+    gradient that is alone on its block (no copy), while a view of another array is still
+    copied into a .grad of its own."""
+    x = gpuad.randn(512, 256, requires_grad=True)
+    w = gpuad.randn(256, 512, requires_grad=True)
+    y = x @ w
+    assert cpu_pool.sole_view(y._data)
+    (y * 1.0).sum().backward()
+    gx = x.grad._data
+    assert cpu_pool.sole_view(gx), "the pooled gradient was copied"
+    np.testing.assert_allclose(gx, np.ones((512, 512), np.float32) @ w.detach().numpy().T,
+                               rtol=1e-4, atol=1e-3)
+    other = gx.reshape(-1)                       # a second view of the same block
+    assert not cpu_pool.sole_view(gx) and not cpu_pool.sole_view(other)
+    del other
+    assert cpu_pool.sole_view(gx)
+    g = gpuad.ones(512, 256)
+    z = x.detach().requires_grad_()
+    z.reshape(-1).backward(g.reshape(-1))        # the leaf's gradient is a view of g
+    assert not np.shares_memory(z.grad._data, g._data)

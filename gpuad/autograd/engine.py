@@ -94,9 +94,8 @@ class _Sink:
                 g = g.detach()
                 arr = g._data
                 # a view (of the caller's gradient, or transposed) becomes an array of its
-                # own; an array whose base is no array (a Numba kernel's result) is no view
-                if id(arr) in owned or g._backend.is_array(arr.base) or \
-                        not arr.flags.c_contiguous:
+                # own; a Numba kernel's result or a pool block's only array is no view
+                if id(arr) in owned or g._backend.is_view(arr) or not arr.flags.c_contiguous:
                     g = g.clone()
                 owned.add(id(g._data))
             if g.dtype != leaf.dtype:

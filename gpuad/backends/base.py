@@ -93,6 +93,13 @@ class Backend:
             todo = todo[~ok]
         # wrapping uint64 addition, read back as int64: low + v, exactly, for any low
         return (out + xp.uint64(low % (1 << 64))).view(int64).reshape(shape)
+    def matmul(self, a, b):
+        """``a @ b`` with NumPy's rules (the CPU backend may run it on another BLAS)."""
+        return self.xp.matmul(a, b)
+
+    def is_view(self, arr):
+        """Whether ``arr`` shares its memory with another array (is a view of one)."""
+        return self.is_array(arr.base)
 
     def sigmoid(self, x):
         """``1 / (1 + exp(-x))`` without overflow for large ``|x|``."""

@@ -1,16 +1,9 @@
 """CPU backend: NumPy arrays, with Numba twins of the fused kernels."""
-import os
-
-# Numba's OpenMP workers spin after each parallel kernel by default, holding the cores that
-# OpenBLAS needs for the matmul right after (a 784-256-256-10 training step ran 8x slower on
-# 2 cores). Waiting passively hands the cores back. It must be set before Numba starts its
-# thread pool, and a value the user set wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 from .. import random_state
 from ..dtypes import float16, float32
+from . import cpu_blas
 from .base import Backend, float16_uniform
 from .cpu_kernels import CPUKernels, _twin
 
@@ -31,9 +24,18 @@ class CPUBackend(CPUKernels, Backend):
         """An uninitialised array; large ones from the memory pool when it is on."""
         return self.pool.empty(shape, dtype)
 
+    def matmul(self, a, b):
+        """``a @ b`` by ``cpu_blas`` (NumPy, or MKL on request); a 2-D result's array from
+        the memory pool when it is on."""
+        return cpu_blas.matmul(a, b, self.pool.empty if self.pool.caching else np.empty)
+
     # --- moving data -------------------------------------------------------------
     def is_array(self, obj):
         return isinstance(obj, np.ndarray)
+
+    def is_view(self, arr):
+        """A view of another array; an array alone on a pool block is none."""
+        return isinstance(arr.base, np.ndarray) and not self.pool.sole_view(arr)
 
     def asarray(self, data, dtype=None):
         """Host or device data as an array of this backend (copied when it must be)."""

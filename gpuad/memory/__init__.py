@@ -2,7 +2,8 @@
 
 On CUDA every CuPy array comes from gpuad's caching allocator. On CPU the pool is off by
 default (it did not pay there, see ``cpu_pool``); turned on with ``set_caching(True, "cpu")``
-it lends the large arrays made by ``backend.empty``, and the CPU stats count those only.
+it lends the large arrays made by ``backend.empty`` (2-D matmul results among them), and
+the CPU stats count those only.
 
 >>> gpuad.memory.memory_allocated("cuda"), gpuad.memory.max_memory_allocated("cuda")
 >>> gpuad.memory.stats()["saved_activation_bytes"]
@@ -60,7 +61,8 @@ def set_caching(enabled, device=None):
     """Turn the caching allocator of ``device`` on or off.
 
     CUDA: on by default; off, every allocation is a cudaMalloc and every free a cudaFree.
-    CPU: off by default; on, ``backend.empty`` lends large arrays from the pool.
+    CPU: off by default; on, ``backend.empty`` (and with it every 2-D matmul result) lends
+    large arrays from the pool.
     """
     if not isinstance(enabled, bool):
         raise TypeError(f"set_caching takes True or False, got {enabled!r}")

@@ -25,9 +25,10 @@ def _raw_malloc(nbytes):
 class CPUPool:
     """``empty(shape, dtype)`` for the CPU backend: pooled when ``caching``, else NumPy's.
 
-    Off by default: glibc already recycles NumPy's freed memory, and routing an MLP step's
-    matmul outputs through the pool gained ~5% at batch 1024, lost ~6% at batch 128 and
-    raised the peak by 16-35% (``benchmarks/bench_memory.py``, 2-core CPU).
+    Off by default: glibc already recycles NumPy's freed memory (an M training step
+    page-faults 0 times without the pool), and serving the step's matmul outputs from it
+    measured within noise of NumPy's allocator (``benchmarks/NOTES.md`` 14). On, the CPU
+    backend's 2-D matmul results come from it.
     """
 
     def __init__(self, device, min_bytes=MIN_POOLED_BYTES):
@@ -35,6 +36,7 @@ class CPUPool:
         self.allocator.caching = False
         self.min_bytes = min_bytes
         self._lent = {}   # size class -> blocks lent out
+        self._raws = set()  # id of each lent block's raw array
         self._lock = threading.Lock()
 
     @property
@@ -47,17 +49,26 @@ class CPUPool:
 
     def empty(self, shape, dtype):
         """An uninitialised array of ``shape`` and ``dtype``."""
+        if not self.allocator.caching:
+            return np.empty(shape, dtype)
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
         dtype = np.dtype(dtype)
         nbytes = math.prod(shape) * dtype.itemsize
-        if not self.allocator.caching or nbytes < self.min_bytes:
+        if nbytes < self.min_bytes:
             return np.empty(shape, dtype)
         with self._lock:
             lent = self._lent.setdefault(round_size(nbytes), [])
             self._reclaim(lent)
             block = self.allocator.malloc(nbytes)
             lent.append(block)
+            self._raws.add(id(block.raw))
         return block.raw[:nbytes].view(dtype).reshape(shape)
+
+    def sole_view(self, arr):
+        """Whether ``arr`` lies on a block this pool lent and no other array views that
+        block: its memory is its own, as an array NumPy allocated would be."""
+        # 3 references: the block's, arr.base and getrefcount's argument
+        return id(arr.base) in self._raws and sys.getrefcount(arr.base) == 3
 
     def collect(self):
         """Take back every lent block that no array references any more."""
@@ -72,6 +83,7 @@ class CPUPool:
             if sys.getrefcount(block.raw) > 2:
                 kept.append(block)
             else:
+                self._raws.discard(id(block.raw))
                 self.allocator.free(block)
         lent[:] = kept
 

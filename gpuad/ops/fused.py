@@ -68,7 +68,7 @@ class LinearAct(Function):
 
     def forward(self, x, w, b=None):
         nx, nw = self.needs_input_grad[:2]
-        y, saved = self.backend.bias_act(self.xp.matmul(x, w.T), b, self.activation, SLOPE)
+        y, saved = self.backend.bias_act(self.backend.matmul(x, w.T), b, self.activation, SLOPE)
         if saves_output(self.activation, SLOPE):
             self.save_for_backward(x if nw else None, w if nx else None, None, saved)
         else:

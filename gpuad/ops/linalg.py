@@ -13,7 +13,7 @@ class MatMul(Function):
         # each input's gradient needs only the other input
         self.save_for_backward(a if nb else None, b if na else None)
         self.shapes = a.shape, b.shape
-        return self.xp.matmul(a, b)
+        return self.backend.matmul(a, b)
 
     def backward(self, gy):
         a, b = self.saved_tensors
