@@ -122,8 +122,7 @@ class Tensor:
 
     @grad.setter
     def grad(self, g):
-        if tracing.tape is not None:
-            tracing.grad_set(self, g)
+        tracing.grad_set(self, g)
         self._grad = g
 
     @property

@@ -1,48 +1,61 @@
 """What ``gpuad.compile`` hears while it records a step; free when nothing records.
 
-``tape`` is None except while ``gpuad.capture`` runs a step to record it. Every array a
-step computes must reach it: ``Function.apply`` reports each op, ``kernel`` each raw
-kernel call made outside an op (a fused backward, an in-place write, a factory),
-``grad_set`` each ``.grad`` assignment, ``host_read`` each read of values on the host
-(which a replay could not repeat), ``refuse`` what cannot be replayed at all; and
-``replayable`` marks the methods a replay calls again as they are (an optimizer's
-``step``, ``zero_grad``) instead of recording what they do.
+A thread's tape (``active()``) is None except while ``gpuad.capture`` records a step in
+that thread: other threads' ops never reach it. Every array a step computes must reach
+it: ``Function.apply`` reports each op, ``kernel`` each raw kernel call made outside an
+op (a fused backward, an in-place write, a factory), ``grad_set`` each ``.grad``
+assignment, ``host_read`` each read of values on the host (which a replay could not
+repeat), ``refuse`` what cannot be replayed at all; and ``replayable`` marks the methods
+a replay calls again as they are (an optimizer's ``step``, ``zero_grad``) instead of
+recording what they do.
 """
 import functools
+import itertools
 
-tape = None
-#: Bumped when a hook is added or removed outside a recording: what a recorded step ran
-#: may have changed, so programs recorded before are stale.
+from .thread_state import local as _tls
+
+#: Changed when a hook is added or removed outside a recording (in any thread): what a
+#: recorded step ran may have changed, so programs recorded before are stale.
 state_version = 0
+_versions = itertools.count(1)  # next() is atomic: two threads never take one number
+
+
+def active():
+    """The tape recording a step in the calling thread, or None."""
+    return _tls.state.tape
 
 
 def kernel(fn, *args):
     """``fn(*args)`` on arrays (results, or None when it writes into an argument),
     recorded so that a replay runs it again on that call's arrays."""
     out = fn(*args)
+    tape = _tls.state.tape
     if tape is not None:
         tape.on_kernel(fn, args, out)
     return out
 
 
 def grad_set(tensor, grad):
+    tape = _tls.state.tape
     if tape is not None:
         tape.on_grad_set(tensor, grad)
 
 
 def state_changed():
     global state_version
-    if tape is None:  # inside a recording the change is part of what is recorded
-        state_version += 1
+    if _tls.state.tape is None:  # inside a recording the change is part of what is recorded
+        state_version = next(_versions)
 
 
 def refuse(what):
     """Inside a recording: ``what`` cannot be replayed, so the step will run eagerly."""
+    tape = _tls.state.tape
     if tape is not None:
         tape.fail(f"{what} cannot be replayed yet")
 
 
 def host_read(tensor, what):
+    tape = _tls.state.tape
     if tape is not None:
         tape.on_host_read(tensor, what)
 
@@ -52,6 +65,7 @@ def replayable(method):
     replay makes it again, host logic included) and what it runs inside is not."""
     @functools.wraps(method)
     def wrapper(*args, **kwargs):
+        tape = _tls.state.tape
         if tape is None or tape.paused:
             return method(*args, **kwargs)
         tape.on_call(method, args, kwargs)

@@ -1,14 +1,19 @@
-"""``detect_anomaly()``: find the op whose forward or backward first made NaN or Inf."""
+"""``detect_anomaly()``: find the op whose forward or backward first made NaN or Inf.
+
+Anomaly mode is a mode of the calling thread, like grad mode (PyTorch's is process-wide;
+here a thread that wants the checks turns them on itself, and never pays for another's).
+"""
 import os
 import traceback
 
-_enabled = False
-_running_backward_of = None  # the node whose backward is running, while anomaly mode is on
+from ..thread_state import local as _tls
+
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def is_anomaly_enabled():
-    return _enabled
+    """True inside ``detect_anomaly()`` in the calling thread."""
+    return _tls.state.anomaly
 
 
 class detect_anomaly:
@@ -21,13 +26,12 @@ class detect_anomaly:
     """
 
     def __enter__(self):
-        global _enabled
-        self._prev, _enabled = _enabled, True
+        state = _tls.state
+        self._prev, state.anomaly = state.anomaly, True
         return self
 
     def __exit__(self, *exc):
-        global _enabled
-        _enabled = self._prev
+        _tls.state.anomaly = self._prev
         return False
 
 
@@ -48,7 +52,7 @@ def check(node, arrays, phase):
         if bool(xp.isfinite(a).all()):
             continue
         what = "NaN" if bool(xp.isnan(a).any()) else "Inf"
-        owner = _running_backward_of
+        owner = _tls.state.backward_of
         if phase == "forward" and owner is None:
             culprit = f"{node.name} produced {what} in its forward (output {i})"
         else:
@@ -68,10 +72,9 @@ class running_backward_of:
         self.node = node
 
     def __enter__(self):
-        global _running_backward_of
-        self._prev, _running_backward_of = _running_backward_of, self.node
+        state = _tls.state
+        self._prev, state.backward_of = state.backward_of, self.node
 
     def __exit__(self, *exc):
-        global _running_backward_of
-        _running_backward_of = self._prev
+        _tls.state.backward_of = self._prev
         return False

@@ -4,7 +4,8 @@ Edges are captured when an op runs: a node's ``next_edges[i]`` is ``(node, outpu
 for a non-leaf input and ``(tensor, None)`` for a leaf, whose gradient is accumulated.
 """
 from ..tensor import Tensor
-from . import anomaly, forward_ad, grad_mode
+from ..thread_state import local as _tls
+from . import anomaly, grad_mode
 from .function import Function
 
 
@@ -133,7 +134,9 @@ def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=No
     ready = [n for n in root_nodes if deps.get(n, 0) == 0]
     # a backward that is recorded, or carries tangents (an open jvp), must be made of
     # Tensor ops: each op's composite ``backward``; else its ``fused_backward`` if it has one
-    fused = not create_graph and forward_ad._level is None
+    modes = _tls.state
+    fused = not create_graph and modes.dual_level is None
+    checks = modes.anomaly
     with grad_mode.enable_grad() if create_graph else grad_mode.no_grad():
         while ready:
             node = ready.pop()
@@ -143,7 +146,7 @@ def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=No
                     if edge is not None and isinstance(edge[0], Function):
                         _arrive(edge[0], deps, ready)
             else:
-                _run_node(node, gys, sink, buffers, deps, ready, fused)
+                _run_node(node, gys, sink, buffers, deps, ready, fused, checks)
             if not retain_graph:
                 node._release()
         sink.finish()
@@ -152,7 +155,7 @@ def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=No
     return None
 
 
-def _run_node(node, gys, sink, buffers, deps, ready, fused):
+def _run_node(node, gys, sink, buffers, deps, ready, fused, checks):
     if node._saved is None:
         raise RuntimeError(
             f"Trying to backward through the graph a second time ({node.name}): its saved "
@@ -166,14 +169,14 @@ def _run_node(node, gys, sink, buffers, deps, ready, fused):
     if node._hooks or node._retained or sink.capture is not None:
         gys = sink.node_outputs(node, gys)
     rule = node.fused_backward if fused and node.fused_backward is not None else node.backward
-    if anomaly._enabled:
+    if checks:
         with anomaly.running_backward_of(node):
             gxs = rule(*gys)
     else:
         gxs = rule(*gys)
     if not isinstance(gxs, tuple):
         gxs = (gxs,)
-    if anomaly._enabled:
+    if checks:
         anomaly.check(node, [None if g is None else g._data for g in gxs], "backward")
     if len(gxs) != len(node.next_edges):
         raise RuntimeError(f"{node.name}.backward returned {len(gxs)} gradients for "

@@ -16,13 +16,15 @@ The engine never needs to know about an op: adding one touches nothing else.
 from ..errors import check_same_device
 from ..tensor import Tensor
 from .. import tracing
-from . import anomaly, forward_ad, grad_mode
+from ..thread_state import local as _tls
+from . import anomaly, forward_ad
 
 _INPUT, _OUTPUT, _CONSTANT = 0, 1, 2
 
-#: Callables ``observer(node)`` told of every node that recorded saved tensors.
-#: ``gpuad.memory`` subscribes one at import (a weak reference per recorded node, about
-#: 0.5 us, for ``stats()['saved_activation_bytes']``); reports add theirs while they run.
+#: Callables ``observer(node)`` told of every node that recorded saved tensors, in any
+#: thread. ``gpuad.memory`` subscribes one at import (a weak reference per recorded node,
+#: about 0.5 us, for ``stats()['saved_activation_bytes']``); a report adds its own to
+#: its thread's ``ThreadState.saved_observers`` while it runs.
 saved_observers = []
 
 
@@ -104,8 +106,9 @@ class Function:
             _distinct_arrays(inputs, arrays)
         self.backend = backend
         self.xp = backend.xp
-        record = grad_mode._enabled and self.differentiable and True in needs
-        dual = forward_ad._level is not None
+        modes = _tls.state  # the calling thread's grad mode, jvp, anomaly mode and tape
+        record = modes.grad_enabled and self.differentiable and True in needs
+        dual = modes.dual_level is not None
         self._recording = record or dual
         if dual:  # forward mode needs the saved values whatever requires grad
             self.needs_input_grad = tuple([r or a.dtype.kind == "f"
@@ -115,8 +118,8 @@ class Function:
         raw = self.forward(*arrays)
         single = not isinstance(raw, tuple)
         outs = (raw,) if single else raw
-        if anomaly._enabled:
-            if anomaly._running_backward_of is None:
+        if modes.anomaly:
+            if modes.backward_of is None:
                 self._creation_site = anomaly.creation_site()
             anomaly.check(self, outs, "forward")
         version = inputs[0]._version_counter if self.is_view else None
@@ -125,8 +128,8 @@ class Function:
             if type(a) is not backend.xp.ndarray:  # NumPy gives scalars for 0-d results
                 outs = self._as_arrays(outs, backend)
                 break
-        if tracing.tape is not None:
-            tracing.tape.on_apply(self, inputs, outs, raw)
+        if modes.tape is not None:
+            modes.tape.on_apply(self, inputs, outs, raw)
         if not record:
             if single and not dual:
                 return Tensor._make(outs[0], backend, None, 0, version)
@@ -156,8 +159,10 @@ class Function:
             self._to_save = ()  # packed: only _saved holds them now, so _release() frees them
         else:
             self._saved = ()
-        if saved_observers:
-            for observer in saved_observers:
+        for observer in saved_observers:
+            observer(self)
+        if modes.saved_observers:
+            for observer in modes.saved_observers:
                 observer(self)
         if dual:
             forward_ad.apply_rule(self, inputs, results)

@@ -9,6 +9,7 @@ after one warning that says why.
 """
 import collections
 import functools
+import threading
 import warnings
 
 from .. import tracing
@@ -61,7 +62,9 @@ class _Entry:
 
 
 class CompiledStep:
-    """The callable ``gpuad.compile`` returns; ``stats`` counts how calls ran."""
+    """The callable ``gpuad.compile`` returns; ``stats`` counts how calls ran. Called
+    from several threads, it runs one call at a time (a recording and a CUDA graph's
+    static buffers belong to one call)."""
 
     def __init__(self, fn, cuda_graphs=True):
         functools.update_wrapper(self, fn)
@@ -70,10 +73,15 @@ class CompiledStep:
         self.cache = collections.OrderedDict()
         self.eager_reason = None  # set once the step cannot be replayed: why
         self.stats = {"recorded": 0, "replayed": 0, "eager": 0}
+        self._lock = threading.RLock()  # re-entrant: the step may call itself
 
     def __call__(self, *args, **kwargs):
+        with self._lock:
+            return self._call(args, kwargs)
+
+    def _call(self, args, kwargs):
         key, inputs = None, None
-        if self.eager_reason is None and tracing.tape is None:  # not inside a recording
+        if self.eager_reason is None and tracing.active() is None:  # not inside a recording
             try:
                 key, inputs = _signature(args, kwargs)
             except TypeError:
@@ -99,7 +107,7 @@ class CompiledStep:
                 entry.program = entry.program.program
                 warnings.warn(f"gpuad.compile({self.__name__}): the step could not be "
                               f"captured in a CUDA graph ({e}); it is replayed without "
-                              "graphs", RuntimeWarning, stacklevel=2)
+                              "graphs", RuntimeWarning, stacklevel=3)
                 return entry.program.run(arrays)
         return self._record(entry, args, kwargs, inputs)
 
@@ -131,7 +139,7 @@ class CompiledStep:
                 warnings.warn(
                     f"gpuad.compile({self.__name__}): the step draws random numbers "
                     "(dropout), which a CUDA graph would repeat identically; it is replayed "
-                    "without graphs", RuntimeWarning, stacklevel=4)
+                    "without graphs", RuntimeWarning, stacklevel=5)
                 return program
             return GraphedProgram(program, device)
         return program
@@ -140,7 +148,7 @@ class CompiledStep:
         self.eager_reason = reason
         self.cache.clear()
         warnings.warn(f"gpuad.compile({self.__name__}) runs eagerly from now on: {reason}",
-                      RuntimeWarning, stacklevel=4)
+                      RuntimeWarning, stacklevel=5)
 
     def __repr__(self):
         return f"<compiled step {self.__name__}: {self.stats}>"

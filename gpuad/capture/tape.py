@@ -22,8 +22,7 @@ between recordings.
 """
 import weakref
 
-from .. import tracing
-from ..autograd import anomaly, forward_ad
+from .. import thread_state, tracing
 from ..tensor import Tensor
 
 SLOT, OUTSIDE = "slot", "outside"
@@ -62,9 +61,10 @@ class Tape:
     def on_apply(self, fn, inputs, outs, raw):
         if self.paused:
             return
-        if forward_ad._level is not None:
+        state = thread_state.current()
+        if state.dual_level is not None:
             self.fail("the step runs forward-mode AD (jvp)")
-        if anomaly._enabled:
+        if state.anomaly:
             self.fail("detect_anomaly() is on; its checks run only in eager mode")
         refs = tuple([self.ref(t._data, t) for t in inputs])
         binds = tuple([(name, self.refs_in(v)) for name, v in vars(fn).items()
@@ -177,10 +177,11 @@ def holds_array(v):
 def record(fn, args, kwargs, inputs):
     """Run ``fn(*args, **kwargs)`` eagerly with a tape listening; ``(result, tape)``."""
     tape = Tape(inputs)
-    tracing.tape = tape
+    state = thread_state.current()
+    state.tape = tape  # this thread's ops only: other threads' never reach it
     try:
         result = fn(*args, **kwargs)
     finally:
-        tracing.tape = None
+        state.tape = None
     tape.finish(result)
     return result, tape

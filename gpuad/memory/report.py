@@ -2,7 +2,7 @@
 import contextlib
 from dataclasses import dataclass
 
-from ..autograd import function
+from .. import thread_state
 from .pool import format_bytes
 from .saved import array_key, leaf_keys, saved_entries
 
@@ -91,7 +91,8 @@ class SavedTensorsReport:
 
 @contextlib.contextmanager
 def saved_tensors_report():
-    """Record what every op node created inside the block saves for backward.
+    """Record what every op node created inside the block (in this thread) saves for
+    backward.
 
     >>> with gpuad.memory.saved_tensors_report() as report:
     ...     loss = gpuad.nn.functional.cross_entropy(model(x), y)
@@ -99,10 +100,11 @@ def saved_tensors_report():
     >>> report.activation_bytes  # distinct memory, the user's leaf tensors left out
     """
     report = SavedTensorsReport()
-    observer = report._record
-    function.saved_observers.append(observer)
+    state = thread_state.current()  # this thread's nodes only, as its ops are its own
+    before = state.saved_observers
+    state.saved_observers = before + (report._record,)
     try:
         yield report
     finally:
-        function.saved_observers.remove(observer)
+        state.saved_observers = before
         report._finish()

@@ -4,6 +4,7 @@ Every recorded node that saved something, or is a view, is tracked through a wea
 reference (from ``Function.saved_observers``), so the tracking keeps nothing alive; a
 node's arrays stop counting once its backward has freed them or the node has died.
 """
+import threading
 import weakref
 
 import numpy as np
@@ -11,11 +12,13 @@ import numpy as np
 from ..autograd import function
 
 _live = weakref.WeakSet()
+_lock = threading.Lock()  # nodes of every thread: no add while stats walk the set
 
 
 def _observe(node):
     if node._saved or node.is_view:  # views: a saved weight.mT is the leaf weight's memory
-        _live.add(node)
+        with _lock:
+            _live.add(node)
 
 
 function.saved_observers.append(_observe)
@@ -43,7 +46,9 @@ def leaf_keys(node):
 
 def saved_activation_bytes(device=None):
     """Bytes of the distinct non-leaf arrays live nodes hold (on ``device``, or all)."""
-    nodes = [n for n in list(_live) if device is None or n.backend.device == device]
+    with _lock:
+        nodes = list(_live)
+    nodes = [n for n in nodes if device is None or n.backend.device == device]
     leaves, arrays = set(), {}
     for node in nodes:
         leaves |= leaf_keys(node)

@@ -16,7 +16,7 @@ from . import elementwise as ew
 
 
 def _in_graph(x, other=None):
-    return grad_mode._enabled and (
+    return grad_mode.is_grad_enabled() and (
         x._requires_grad or (isinstance(other, Tensor) and other._requires_grad))
 
 
