@@ -174,9 +174,7 @@ class Tensor:
             raise RuntimeError("retain_grad() on a tensor that does not require grad")
         if self.grad_fn is not None and not self._retains_grad:
             import weakref
-            node = self.grad_fn
-            node._retained = node._retained or {}
-            node._retained[self._output_nr] = weakref.ref(self)
+            self.grad_fn.node.retain(self._output_nr, weakref.ref(self))
             self._retains_grad = True
 
     @property

@@ -3,7 +3,9 @@
 A thread's tape (``active()``) is None except while ``gpuad.capture`` records a step in
 that thread: other threads' ops never reach it. Every array a step computes must reach
 it: ``Function.apply`` reports each op, ``kernel`` each raw kernel call made outside an
-op (a fused backward, an in-place write, a factory), ``grad_set`` each ``.grad``
+op (``Function.call_kernel``: a fused backward), ``traced`` decorates the raw array
+makers and writers (factories, in-place writes, ``x[i] = v``), ``constant`` notes the
+Python value of an array ``Backend.constant`` made, ``grad_set`` each ``.grad``
 assignment, ``host_read`` each read of values on the host (which a replay could not
 repeat), ``refuse`` what cannot be replayed at all; and ``replayable`` marks the methods
 a replay calls again as they are (an optimizer's ``step``, ``zero_grad``) instead of
@@ -31,8 +33,34 @@ def kernel(fn, *args):
     out = fn(*args)
     tape = _tls.state.tape
     if tape is not None:
-        tape.on_kernel(fn, args, out)
+        tape.on_kernel(fn, args, out, False, False)
     return out
+
+
+def traced(fn=None, *, writes_in_place=False, draws_random=False):
+    """Decorator of a raw array maker or writer outside the ops (a factory, an in-place
+    write, ``x[i] = v``): each call runs it and, while a step records, is recorded so that
+    a replay runs it again (positional arguments only). ``writes_in_place``: it writes
+    into an array argument (a replay copies such a change back to the step's input);
+    ``draws_random``: it draws from the generator (a CUDA graph would freeze the draw)."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def run(*args):
+            out = fn(*args)
+            tape = _tls.state.tape
+            if tape is not None:
+                tape.on_kernel(fn, args, out, writes_in_place, draws_random)
+            return out
+        return run
+    return wrap if fn is None else wrap(fn)
+
+
+def constant(arr, value):
+    """Note that ``arr`` holds the Python ``value`` (``Backend.constant``): a recording
+    compares the value, and a replay reuses the array."""
+    tape = _tls.state.tape
+    if tape is not None:
+        tape.on_constant(arr, value)
 
 
 def grad_set(tensor, grad):

@@ -12,6 +12,7 @@ from gpuad import nn, thread_state
 from gpuad.capture.tape import record
 from gpuad.memory.pool import CachingAllocator, PrivatePool
 from gpuad.nn import functional as F
+from helpers import train_step
 
 STEPS = 300
 WAIT = 30  # seconds a test waits for another thread before it fails
@@ -62,12 +63,7 @@ def _setup(seed):
 
 
 def _trainer(model, opt, x, y, compiled, start=None):
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss.detach()
+    step = train_step(model, opt)
     step = gpuad.compile(step) if compiled else step
 
     def train():
@@ -219,14 +215,7 @@ def test_one_compiled_step_called_from_two_threads_runs_one_call_at_a_time():
     results = []
     for threads in (1, 2):
         model, opt, x, y = _setup(4)
-
-        @gpuad.compile
-        def step(x, y):
-            opt.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss.detach()
+        step = gpuad.compile(train_step(model, opt))
 
         def calls(n):
             return lambda: [step(x, y) for _ in range(n)]

@@ -4,6 +4,9 @@ A backend overrides a method with a fused kernel (a Numba twin on CPU, CUDA C on
 where that pays; the formula here stays the specification the kernels are tested against
 and the fallback for what a kernel does not take (other dtypes, non-contiguous arrays).
 """
+import numpy as np
+
+from .. import tracing
 from ..dtypes import float32, float64
 
 #: The activations of the fused kernels; the index is the code the kernels use.
@@ -59,6 +62,26 @@ class Backend:
 
     xp = None
     name = None
+
+    # --- arrays made around the ops, as gpuad.compile records them --------------------
+    def constant(self, value, dtype=None):
+        """``value`` (a Python number or bool, a nested list or tuple of them, or a
+        ``range``) as an array: how an op, or the code around it, makes a scalar or an
+        index array. A compiled step records the value (a new one records again) and
+        reuses the array at each replay, so nothing may write into it."""
+        host = np.arange(value.start, value.stop, value.step) if type(value) is range \
+            else value
+        arr = self.asarray(host, dtype)
+        tracing.constant(arr, value)
+        return arr
+
+    @tracing.traced
+    def full(self, shape, value, dtype):
+        """A new array of ``shape`` filled with ``value``, made anew at each replay of a
+        compiled step (it may be written into)."""
+        arr = self.empty(shape, dtype)
+        arr.fill(value)
+        return arr
 
     def sigmoid(self, x):
         """``1 / (1 + exp(-x))`` without overflow for large ``|x|``."""

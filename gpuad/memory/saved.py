@@ -15,10 +15,10 @@ _live = weakref.WeakSet()
 _lock = threading.Lock()  # nodes of every thread: no add while stats walk the set
 
 
-def _observe(node):
-    if node._saved or node.is_view:  # views: a saved weight.mT is the leaf weight's memory
+def _observe(op):
+    if op.node.saved or op.is_view:  # views: a saved weight.mT is the leaf weight's memory
         with _lock:
-            _live.add(node)
+            _live.add(op)
 
 
 function.saved_observers.append(_observe)
@@ -30,17 +30,15 @@ def array_key(arr):
     return ptr, arr.nbytes
 
 
-def saved_entries(node):
-    """``(array, is_leaf_tensor)`` for each array ``node`` holds for backward."""
-    entries = [e for e in node._saved or () if e is not None]
-    leaf = [e[0] == function._INPUT and e[1].grad_fn is None for e in entries]
-    return list(zip(node.saved_arrays(), leaf))
+def saved_entries(op):
+    """``(array, is_leaf_tensor)`` for each array ``op`` holds for backward."""
+    return [(a, t is not None and t.grad_fn is None) for a, t in op.node.saved_entries()]
 
 
-def leaf_keys(node):
-    """Memory keys of the leaf tensors among ``node``'s graph inputs (a parameter seen
+def leaf_keys(op):
+    """Memory keys of the leaf tensors among ``op``'s graph inputs (a parameter seen
     through a view, like ``weight.mT``, shares its key)."""
-    return {array_key(edge[0]._data) for edge in node.next_edges
+    return {array_key(edge[0]._data) for edge in op.node.next_edges
             if edge is not None and edge[1] is None}
 
 

@@ -88,7 +88,7 @@ class CrossEntropy(Function):
         return sum(self._softmax_minus_onehot(x, t) * tx) / x.shape[0]
 
     def _softmax_minus_onehot(self, x, t):
-        classes = Tensor._make(self.xp.arange(x.shape[1]), self.backend)
+        classes = Tensor._make(self.backend.constant(range(x.shape[1])), self.backend)
         return softmax(x, 1) - (classes == t.reshape(-1, 1))
 
 
@@ -123,7 +123,8 @@ def cross_entropy(logits, targets):
 def nll_loss(log_probs, targets):
     """Mean negative log-likelihood of ``log_probs`` (N, C) at integer ``targets`` (N,)."""
     _check_targets(log_probs, targets, "nll_loss")
-    rows = Tensor._make(log_probs._backend.xp.arange(log_probs.shape[0]), log_probs._backend)
+    backend = log_probs._backend
+    rows = Tensor._make(backend.constant(range(log_probs.shape[0])), backend)
     return -mean(getitem(log_probs, (rows, targets)))
 
 

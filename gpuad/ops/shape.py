@@ -208,7 +208,9 @@ def _as_index(index, x):
                 raise RuntimeError(f"indexing a tensor on {x.device} with an index on "
                                    f"{it.device}; move the index with .to('{x.device}')")
             arr = it._data
-        elif isinstance(it, list) or backend.is_array(it) or hasattr(it, "__array__"):
+        elif isinstance(it, list):
+            arr = backend.constant(it)
+        elif backend.is_array(it) or hasattr(it, "__array__"):
             arr = backend.asarray(it)
         else:
             out.append(it)
