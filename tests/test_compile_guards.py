@@ -96,6 +96,7 @@ class Scaled(nn.Module):
 def test_a_module_attribute_rebound_to_a_new_tensor_is_followed():
     models = [Scaled(), Scaled()]
     models[1].load_state_dict(models[0].state_dict())
+
     def eager(x):
         return models[0](x).sum().detach()
     comp = gpuad.compile(lambda x: models[1](x).sum().detach())

@@ -144,19 +144,21 @@ class _Builder:
         self.result_slots = []
         self.has_random = False
         self.written = set()   # slots that kernels marked ``writes_in_place`` write into
+        self.by_kind = {"op": self.op, "kernel": self.kernel, "grad": self.grad,
+                        "call": self.call}
 
     def event(self, e1, e2, owner):
         kind = e2[0]
         if e1[0] != kind:
             raise Mismatch(f"a {e1[0]} event became a {kind} event")
         try:
-            return getattr(self, "_" + kind)(e1, e2)
+            return self.by_kind[kind](e1, e2)
         except Refusal as e:
             where = "" if owner is None else f" (in the backward of {owner.name})"
             raise Refusal(f"{_what(e2)}{where} {e}") from None
 
     # --- one method per kind of event: (run, in_slots, out_slots) -------------------------
-    def _op(self, e1, e2):
+    def op(self, e1, e2):
         _, fn1, refs1, binds1, outs1, _, _, _ = e1
         _, fn, refs, binds, outs, single, scalar, hidden = e2
         if type(fn1) is not type(fn) or len(refs1) != len(refs) or outs1[1] != outs[1]:
@@ -187,7 +189,7 @@ class _Builder:
             run = _first(run)
         return run, tuple(ins), outs[0]
 
-    def _kernel(self, e1, e2):
+    def kernel(self, e1, e2):
         _, fn1, args1, outs1 = e1[:4]
         _, fn, args, outs, returns_tuple, writes_in_place, draws_random = e2
         if fn1 != fn or outs1[1] != outs[1]:
@@ -202,7 +204,7 @@ class _Builder:
             run = _first(run)
         return run, tuple(_slots_in(tpl)), outs[0]
 
-    def _grad(self, e1, e2):
+    def grad(self, e1, e2):
         _, t1, ref1, _ = e1
         _, t, ref, backend = e2
         if t1 is not t or (ref1 is None) != (ref is None):
@@ -211,7 +213,7 @@ class _Builder:
             return functools.partial(_set_grad, t, None), (), ()
         return functools.partial(_set_grad, t, backend), (self.slot_of(ref1, ref),), ()
 
-    def _call(self, e1, e2):
+    def call(self, e1, e2):
         _, m1, args1, kwargs1 = e1
         _, m, args, kwargs = e2
         if m1 is not m or len(args1) != len(args) or kwargs1.keys() != kwargs.keys() or \

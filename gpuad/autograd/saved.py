@@ -1,18 +1,21 @@
-"""What the graph holds for backward: the arrays live nodes saved, and which are leaves'.
+"""What the graph holds for backward: the arrays live ops saved, and which are leaves'.
 
-Every recorded node that saved something, or is a view, is tracked through a weak
-reference (from ``Function.saved_observers``), so the tracking keeps nothing alive; a
-node's arrays stop counting once its backward has freed them or the node has died.
+Every recorded op that saved something, or is a view, is tracked through a weak
+reference (from ``function.saved_observers``), so the tracking keeps nothing alive; an
+op's arrays stop counting once its backward has freed them or the op has died. What is
+saved is read through ``Node.saved_entries``; ``gpuad.memory.stats()`` shows the total
+as ``saved_activation_bytes``.
 """
 import threading
 import weakref
 
 import numpy as np
 
-from ..autograd import function
+from .. import memory
+from . import function
 
 _live = weakref.WeakSet()
-_lock = threading.Lock()  # nodes of every thread: no add while stats walk the set
+_lock = threading.Lock()  # ops of every thread: no add while stats walk the set
 
 
 def _observe(op):
@@ -43,7 +46,7 @@ def leaf_keys(op):
 
 
 def saved_activation_bytes(device=None):
-    """Bytes of the distinct non-leaf arrays live nodes hold (on ``device``, or all)."""
+    """Bytes of the distinct non-leaf arrays live ops hold (on ``device``, or all)."""
     with _lock:
         nodes = list(_live)
     nodes = [n for n in nodes if device is None or n.backend.device == device]
@@ -57,3 +60,7 @@ def saved_activation_bytes(device=None):
             else:
                 arrays[key] = arr.nbytes
     return sum(n for key, n in arrays.items() if key not in leaves)
+
+
+# memory/ sits below autograd: what it shows of the graph, autograd adds
+memory.extra_stats["saved_activation_bytes"] = saved_activation_bytes
