@@ -120,7 +120,8 @@ class Tensor(Conversions):
 
     @grad.setter
     def grad(self, g):
-        tracing.grad_set(self, g)
+        if tracing.recording:
+            tracing.grad_set(self, g)
         self._grad = g
 
     @property

@@ -21,7 +21,7 @@ class ThreadState:
         self.backward_of = None    # under anomaly mode: the node whose backward runs
         self.tape = None           # the capture.tape.Tape of the step being recorded
         self.device = None         # the default device (None: the CPU)
-        self.saved_observers = ()  # report callbacks told of each node that saved arrays
+        self.saved_observers = ()  # report callbacks told of each op that records a node
 
 
 class _Local(threading.local):

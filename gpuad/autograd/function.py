@@ -24,12 +24,13 @@ from ..tensor import Tensor
 from .. import tracing
 from ..thread_state import local as _tls
 from . import anomaly, forward_ad
-from .node import Node
+from .node import Node, pack
 
-#: Callables ``observer(op)`` told of every op that recorded a node, in any thread.
-#: ``gpuad.memory`` subscribes one at import (a weak reference per recorded op, about
-#: 0.5 us, for ``stats()['saved_activation_bytes']``); a report adds its own to its
-#: thread's ``ThreadState.saved_observers`` while it runs.
+#: Callables ``observer(op)`` told of every op, in any thread, whose node saved arrays
+#: or that is a view: ``autograd.saved`` subscribes one at import (a weak reference per
+#: such op, about 0.5 us, for ``gpuad.memory.stats()['saved_activation_bytes']``). A
+#: report adds its own to its thread's ``ThreadState.saved_observers`` while it runs,
+#: told of every op that records a node there.
 saved_observers = []
 
 
@@ -164,45 +165,41 @@ class Function:
             anomaly.check_forward(self, outs, modes)
         if modes.tape is not None:
             modes.tape.on_apply(self, inputs, outs, raw, () if node is None else node.to_save)
-        # 5. the results; recorded, they point back at this op and it packs what it saved
+        # 5. the results: graph tensors of this op when it records, whose node takes the
+        # edges to the inputs, the metadata and what forward saved (packed)
         version = inputs[0]._version_counter if self.is_view else None
-        if node is None:
-            if single:
+        if not record:
+            if single and not dual:
                 return Tensor._make(outs[0], backend, None, 0, version)
-            return tuple([Tensor._make(a, backend, None, 0, version) for a in outs])
-        results = self._record(node, inputs, arrays, outs, backend, version, record, modes)
-        if dual:
-            forward_ad.apply_rule(self, inputs, results)
-        return results[0] if single else results
-
-    def _record(self, node, inputs, arrays, outs, backend, version, record, modes):
-        """The node's edges and metadata, the output Tensors (graph tensors when
-        ``record``), what forward saved, packed; observers told."""
-        edges, in_meta = [], []
-        for t in inputs:
-            edges.append(t._edge() if t._requires_grad else None)
-            in_meta.append((t._data.shape, t._data.dtype))
-        node.input_meta = tuple(in_meta)
-        results = []
-        if record:
-            node.next_edges = tuple(edges)
-            if version is not None:  # a view: backward checks that what it viewed is unchanged
-                node.viewed = (version, version[0])
-            out_meta = []
+            results = tuple([Tensor._make(a, backend, None, 0, version) for a in outs])
+        else:
+            edges, in_meta, out_meta, results = [], [], [], []
+            for t in inputs:
+                edges.append(t._edge() if t._requires_grad else None)
+                in_meta.append((t._data.shape, t._data.dtype))
             for i, a in enumerate(outs):
                 out_meta.append((a.shape, a.dtype))
                 results.append(Tensor._make(a, backend, self, i, version, a.dtype.kind == "f"))
+            results = tuple(results)
+            node.next_edges, node.input_meta = tuple(edges), tuple(in_meta)
             node.output_meta = tuple(out_meta)
-        else:  # a jvp only: the outputs are no graph tensors
-            for a in outs:
-                results.append(Tensor._make(a, backend, None, 0, version))
-        results = tuple(results)
-        node.pack(inputs, arrays, outs, results)
-        for observer in saved_observers:
-            observer(self)
-        for observer in modes.saved_observers:
-            observer(self)
-        return results
+            if version is not None:  # a view: backward checks that what it viewed is unchanged
+                node.viewed = (version, version[0])
+        if node is not None:
+            if not record:  # a jvp only: its rule may ask for zeros shaped like an input
+                node.input_meta = tuple([(a.shape, a.dtype) for a in arrays])
+            if node.to_save:
+                node.saved = tuple([pack(a, inputs, arrays, outs, results)
+                                    for a in node.to_save])
+                node.to_save = ()  # packed: only ``saved`` holds them now
+            if node.saved or self.is_view:
+                for observer in saved_observers:
+                    observer(self)
+            for observer in modes.saved_observers:
+                observer(self)
+        if dual:
+            forward_ad.apply_rule(self, inputs, results)
+        return results[0] if single else results
 
     def _as_arrays(self, outs, backend):
         """``outs`` with scalars made 0-d arrays, and what forward saved following them."""

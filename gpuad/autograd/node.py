@@ -16,29 +16,19 @@ _INPUT, _OUTPUT, _CONSTANT = 0, 1, 2
 
 
 class Node:
-    """What the engine keeps of one op: edges, metadata, saved arrays, hooks."""
+    """What the engine keeps of one op: edges, metadata, saved arrays, hooks. The class
+    attributes are the defaults: apply sets only what differs (it runs for every op)."""
 
-    __slots__ = ("next_edges", "input_meta", "output_meta", "to_save", "saved", "viewed",
-                 "hooks", "retained", "creation_site")
-
-    def __init__(self):
-        #: per input: ``(op, output_nr)`` of a non-leaf, ``(tensor, None)`` of a leaf that
-        #: requires grad, None otherwise (empty for a node of a jvp only)
-        self.next_edges = ()
-        self.input_meta = self.output_meta = ()  # (shape, dtype) per input / output
-        self.to_save = ()      # what forward asked to save, until apply packs it
-        self.saved = ()        # the packed entries; None once backward has freed them
-        self.viewed = None     # (version counter, version) of what a view op viewed
-        self.hooks = None      # output_nr -> hooks registered on that output
-        self.retained = None   # output_nr -> weakref of a tensor that called retain_grad()
-        self.creation_site = None  # where the user made the op (under detect_anomaly)
-
-    # --- what apply records --------------------------------------------------------
-    def pack(self, inputs, arrays, outs, results):
-        """Pack what forward asked to save; then only ``saved`` holds it."""
-        to_save, self.to_save = self.to_save, ()
-        if to_save:
-            self.saved = tuple([_pack(a, inputs, arrays, outs, results) for a in to_save])
+    #: per input: ``(op, output_nr)`` of a non-leaf, ``(tensor, None)`` of a leaf that
+    #: requires grad, None otherwise (empty for a node of a jvp only)
+    next_edges = ()
+    input_meta = output_meta = ()  # (shape, dtype) per input / output
+    to_save = ()      # what forward asked to save, until apply packs it
+    saved = ()        # the packed entries; None once backward has freed them
+    viewed = None     # (version counter, version) of what a view op viewed
+    hooks = None      # output_nr -> hooks registered on that output
+    retained = None   # output_nr -> weakref of a tensor that called retain_grad()
+    creation_site = None  # where the user made the op (under detect_anomaly)
 
     # --- what backward and tools read ----------------------------------------------
     @property
@@ -93,7 +83,9 @@ class Node:
         self.retained[output_nr] = ref
 
 
-def _pack(arr, inputs, arrays, outs, results):
+def pack(arr, inputs, arrays, outs, results):
+    """The saved entry of ``arr``: ``(INPUT, tensor, counter, version)`` for an input,
+    ``(OUTPUT, nr, array, counter, version)`` for an output, ``(CONSTANT, array)``."""
     if arr is None:
         return None
     for t, a in zip(inputs, arrays):

@@ -6,7 +6,6 @@ op's arrays stop counting once its backward has freed them or the op has died. W
 saved is read through ``Node.saved_entries``; ``gpuad.memory.stats()`` shows the total
 as ``saved_activation_bytes``.
 """
-import threading
 import weakref
 
 import numpy as np
@@ -15,16 +14,20 @@ from .. import memory
 from . import function
 
 _live = weakref.WeakSet()
-_lock = threading.Lock()  # ops of every thread: no add while stats walk the set
+# told of every op that saved arrays, and of views (a saved weight.mT is the leaf
+# weight's memory)
+function.saved_observers.append(_live.add)
 
 
-def _observe(op):
-    if op.node.saved or op.is_view:  # views: a saved weight.mT is the leaf weight's memory
-        with _lock:
-            _live.add(op)
+def _live_ops():
+    """The tracked ops now: a copy taken again when another thread adds one meanwhile
+    (no lock on the ops' path)."""
+    while True:
+        try:
+            return list(_live)
+        except RuntimeError:  # the set changed size during the copy
+            continue
 
-
-function.saved_observers.append(_observe)
 
 
 def array_key(arr):
@@ -47,9 +50,7 @@ def leaf_keys(op):
 
 def saved_activation_bytes(device=None):
     """Bytes of the distinct non-leaf arrays live ops hold (on ``device``, or all)."""
-    with _lock:
-        nodes = list(_live)
-    nodes = [n for n in nodes if device is None or n.backend.device == device]
+    nodes = [n for n in _live_ops() if device is None or n.backend.device == device]
     leaves, arrays = set(), {}
     for node in nodes:
         leaves |= leaf_keys(node)

@@ -139,10 +139,12 @@ class Backend:
         ``range``) as an array: how an op, or the code around it, makes a scalar or an
         index array. A compiled step records the value (a new one records again) and
         reuses the array at each replay, so nothing may write into it."""
-        host = np.arange(value.start, value.stop, value.step) if type(value) is range \
-            else value
-        arr = self.asarray(host, dtype)
-        tracing.constant(arr, value)
+        arr = self.asarray(np.arange(value.start, value.stop, value.step)
+                           if type(value) is range else value, dtype)
+        if tracing.recording:  # ``x * 2.0`` comes here: the common case costs one read
+            tape = tracing.active()
+            if tape is not None:
+                tape.on_constant(arr, value)
         return arr
 
     @tracing.traced

@@ -186,11 +186,7 @@ def holds_array(v):
 def record(fn, args, kwargs, inputs):
     """Run ``fn(*args, **kwargs)`` eagerly with a tape listening; ``(result, tape)``."""
     tape = Tape(inputs)
-    state = thread_state.current()
-    state.tape = tape  # this thread's ops only: other threads' never reach it
-    try:
+    with tracing.recording_into(tape):  # this thread's ops only: other threads' never reach it
         result = fn(*args, **kwargs)
-    finally:
-        state.tape = None
     tape.finish(result)
     return result, tape

@@ -79,9 +79,10 @@ class Module(Conversions):
         raise NotImplementedError(f"{type(self).__name__} has no forward(); define it")
 
     def __call__(self, *args, **kwargs):
-        tape = tracing.active()
-        if tape is not None:
-            tape.on_module(self)  # a replay holds while its training flag does
+        if tracing.recording:
+            tape = tracing.active()
+            if tape is not None:
+                tape.on_module(self)  # a replay holds while its training flag does
         out = self.forward(*args, **kwargs)
         for hook in tuple(self._forward_hooks):
             replaced = hook(self, args, out)
