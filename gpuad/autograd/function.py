@@ -192,11 +192,12 @@ class Function:
                 node.saved = tuple([pack(a, inputs, arrays, outs, results)
                                     for a in node.to_save])
                 node.to_save = ()  # packed: only ``saved`` holds them now
-            if node.saved or self.is_view:
-                for observer in saved_observers:
+            if record:  # what the graph keeps (a jvp's node goes with the jvp)
+                if node.saved or self.is_view:
+                    for observer in saved_observers:
+                        observer(self)
+                for observer in modes.saved_observers:
                     observer(self)
-            for observer in modes.saved_observers:
-                observer(self)
         if dual:
             forward_ad.apply_rule(self, inputs, results)
         return results[0] if single else results
