@@ -1,4 +1,5 @@
 """Devices: ``gpuad.device("cpu")``, ``"cuda"``, ``"cuda:1"``, and the default device."""
+from .thread_state import local as _tls
 
 
 class device:
@@ -46,23 +47,25 @@ class device:
             "" if self.index is None else f", index={self.index}") + ")"
 
 
-_default = device("cpu")
+_CPU = device("cpu")
 
 
 def get_default_device():
-    """The device factories use when none is given (cpu unless set)."""
-    return _default
+    """The device factories use in this thread when none is given (cpu unless set)."""
+    return _tls.state.device or _CPU
 
 
 def set_default_device(dev):
-    """Choose once the device that factories use when none is given, e.g. ``"cuda"``."""
-    global _default
-    dev = device(dev)
-    from .backends import backend_for
-    backend_for(dev)  # fails early, with the install hint, if cuda is not usable
-    _default = dev
+    """Choose the device that factories use when none is given, e.g. ``"cuda"``, for the
+    calling thread (as ``torch.set_default_device``: other threads keep theirs, and a new
+    thread starts on the CPU); ``None`` goes back to the CPU."""
+    if dev is not None:
+        dev = device(dev)
+        from .backends import backend_for
+        backend_for(dev)  # fails early, with the install hint, if cuda is not usable
+    _tls.state.device = dev
 
 
 def as_device(dev):
     """``None`` means the default device; strings and devices are parsed."""
-    return _default if dev is None else device(dev)
+    return (_tls.state.device or _CPU) if dev is None else device(dev)

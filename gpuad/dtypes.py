@@ -25,7 +25,10 @@ def get_default_dtype():
 
 
 def set_default_dtype(dtype):
-    """Set the dtype of tensors built from Python floats: float32 or float64."""
+    """Set the dtype of tensors built from Python floats: float32 or float64.
+
+    Process-wide, as ``torch.set_default_dtype``: every thread sees the change (one
+    assignment, so an op sees the old dtype or the new one, never a mix)."""
     global _default_float
     dtype = as_dtype(dtype)
     if not is_floating(dtype):

@@ -12,8 +12,7 @@ def as_array(data, dtype=None, device=None):
     backend, with PyTorch's dtype inference."""
     if isinstance(data, Tensor):
         backend = data._backend if device is None else backend_for(as_device(device))
-        arr = backend.asarray(data._data)
-        return arr.astype(dtypes.as_dtype(dtype) if dtype else arr.dtype, copy=True), backend
+        return _copy(backend, data._data, dtype and dtypes.as_dtype(dtype)), backend
     backend = backend_for(as_device(device))
     is_array = hasattr(data, "__array_interface__") or hasattr(data, "__cuda_array_interface__")
     if is_array:
@@ -23,8 +22,7 @@ def as_array(data, dtype=None, device=None):
                                           dtypes.int32, dtypes.int64, dtypes.bool_):
                 raise TypeError(f"arrays of dtype {inferred} are not supported; pass dtype= "
                                 "(e.g. gpuad.float32 or gpuad.int64) to convert")
-            return backend.asarray(data).copy(), backend
-        return backend.asarray(data, dtype=dtypes.as_dtype(dtype)).copy(), backend
+        return _copy(backend, data, dtype and dtypes.as_dtype(dtype)), backend
     try:
         host = np.array(data)
     except ValueError as e:
@@ -46,7 +44,20 @@ def as_array(data, dtype=None, device=None):
         target = dtypes.bool_
     else:
         raise TypeError(f"cannot make a tensor from data of type {host.dtype}")
-    return backend.asarray(host, dtype=target), backend
+    return _from_python(backend, data, target), backend
+
+
+# the array makers, as functions of their arguments: gpuad.compile records each call
+# (the Python data, the source array) and makes a fresh array at each replay
+@tracing.traced
+def _copy(backend, src, dtype):
+    arr = backend.asarray(src)
+    return arr.astype(arr.dtype if dtype is None else dtype, copy=True)
+
+
+@tracing.traced
+def _from_python(backend, data, dtype):
+    return backend.asarray(np.array(data), dtype=dtype)
 
 
 def tensor(data, dtype=None, device=None, requires_grad=False):
@@ -73,50 +84,55 @@ def _size(size):
 def _filled(make, size, dtype, device, requires_grad, *args):
     backend = backend_for(as_device(device))
     dtype = dtypes.get_default_dtype() if dtype is None else dtypes.as_dtype(dtype)
-    # through tracing.kernel: a compiled step makes a fresh array at each replay
-    arr = tracing.kernel(make, backend, _size(size), dtype, *args)
+    arr = make(backend, _size(size), dtype, *args)
     return Tensor._make(arr, backend).requires_grad_(requires_grad)
 
 
-# what the factories run, by name (a compiled step compares them between recordings)
+# what the factories run, by name: gpuad.compile records each call and makes a fresh
+# array at each replay
+@tracing.traced
 def _zeros(backend, size, dtype):
     return backend.xp.zeros(size, dtype)
 
 
+@tracing.traced
 def _ones(backend, size, dtype):
     return backend.xp.ones(size, dtype)
 
 
+@tracing.traced
 def _empty(backend, size, dtype):
     return backend.xp.empty(size, dtype)
 
 
+@tracing.traced
 def _full(backend, size, dtype, value):
     return backend.xp.full(size, value, dtype)
 
 
+@tracing.traced(draws_random=True)
 def _rand(backend, size, dtype):
     return backend.rand(size, _float(dtype, "rand"))
 
 
+@tracing.traced(draws_random=True)
 def _randn(backend, size, dtype):
     return backend.randn(size, _float(dtype, "randn"))
 
 
+@tracing.traced(draws_random=True)
 def _randint(backend, size, dtype, low, high):
     return backend.randint(low, high, size).astype(dtype, copy=False)
 
 
+@tracing.traced(draws_random=True)
 def _randperm(backend, size, dtype):
     return backend.xp.argsort(backend.rand(size, dtypes.float64))
 
 
+@tracing.traced
 def _arange(backend, size, dtype, start, end, step):
     return backend.xp.arange(start, end, step, dtype=dtype)
-
-
-for _f in (_rand, _randn, _randint, _randperm):
-    _f.draws_random = True
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False):

@@ -7,11 +7,12 @@ device's backend.
 from . import dtypes
 from . import tracing
 from .backends import backend_for
+from .conversions import Conversions
 from .device import device as _device
 from .formatting import tensor_repr
 
 
-class Tensor:
+class Tensor(Conversions):
     """A multi-dimensional array that can record the ops applied to it.
 
     Build one with ``gpuad.tensor``, ``gpuad.zeros``, ``gpuad.randn`` and friends.
@@ -29,23 +30,20 @@ class Tensor:
     def __init__(self, data, requires_grad=False):
         from .factories import as_array
         arr, backend = as_array(data)
-        self._init(arr, backend, None, 0, [0])
+        self._init(arr, backend)
         self.requires_grad = requires_grad
 
-    def _init(self, arr, backend, grad_fn, output_nr, version):
-        self._data = arr
-        self._backend = backend
-        self._requires_grad = grad_fn is not None
-        self._grad = None
-        self.grad_fn = grad_fn
-        self._output_nr = output_nr
-        self._version_counter = version
-        self._retains_grad = False
-        self._hooks = None
+    def _init(self, arr, backend, version=None):
+        """Fill the fields of a tensor a constructor made (a Parameter's too) as ``_make``
+        fills an op's output: ``_make`` holds the one list of them."""
+        made = Tensor._make(arr, backend, version=version)
+        for name in _FIELDS:
+            setattr(self, name, getattr(made, name))
 
     @classmethod
     def _make(cls, arr, backend, grad_fn=None, output_nr=0, version=None, requires_grad=False):
-        t = object.__new__(cls)  # _init's work inlined: this runs for every op's output
+        """A tensor on ``arr`` without checks: how ops make their outputs."""
+        t = object.__new__(cls)
         t._data = arr
         t._backend = backend
         t._requires_grad = requires_grad
@@ -128,7 +126,7 @@ class Tensor:
 
     @grad.setter
     def grad(self, g):
-        if tracing.tape is not None:
+        if tracing.recording:
             tracing.grad_set(self, g)
         self._grad = g
 
@@ -181,9 +179,7 @@ class Tensor:
             raise RuntimeError("retain_grad() on a tensor that does not require grad")
         if self.grad_fn is not None and not self._retains_grad:
             import weakref
-            node = self.grad_fn
-            node._retained = node._retained or {}
-            node._retained[self._output_nr] = weakref.ref(self)
+            self.grad_fn.node.retain(self._output_nr, weakref.ref(self))
             self._retains_grad = True
 
     @property
@@ -264,21 +260,6 @@ class Tensor:
         if dtype is not None and dtypes.as_dtype(dtype) != out.dtype:
             out = _ops.elementwise.cast(out, dtypes.as_dtype(dtype))
         return out
-
-    def cuda(self, device="cuda"):
-        return self.to(device)
-
-    def cpu(self):
-        return self.to("cpu")
-
-    def float(self):
-        return self.to(dtypes.float32)
-
-    def double(self):
-        return self.to(dtypes.float64)
-
-    def half(self):
-        return self.to(dtypes.float16)
 
     def long(self):
         return self.to(dtypes.int64)
@@ -670,6 +651,8 @@ class Tensor:
     def __itruediv__(self, other):
         return _ops.inplace.div_(self, other)
 
+
+_FIELDS = tuple(name for name in Tensor.__slots__ if name != "__weakref__")
 
 from . import ops as _ops  # noqa: E402  (ops import Tensor: import them after it exists)
 from .autograd import api as _api  # noqa: E402  (api imports Tensor too)

@@ -1,14 +1,19 @@
-"""``detect_anomaly()``: find the op whose forward or backward first made NaN or Inf."""
+"""``detect_anomaly()``: find the op whose forward or backward first made NaN or Inf.
+
+Anomaly mode is a mode of the calling thread, like grad mode (PyTorch's is process-wide;
+here a thread that wants the checks turns them on itself, and never pays for another's).
+"""
 import os
 import traceback
 
-_enabled = False
-_running_backward_of = None  # the node whose backward is running, while anomaly mode is on
+from ..thread_state import local as _tls
+
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def is_anomaly_enabled():
-    return _enabled
+    """True inside ``detect_anomaly()`` in the calling thread."""
+    return _tls.state.anomaly
 
 
 class detect_anomaly:
@@ -21,13 +26,12 @@ class detect_anomaly:
     """
 
     def __enter__(self):
-        global _enabled
-        self._prev, _enabled = _enabled, True
+        state = _tls.state
+        self._prev, state.anomaly = state.anomaly, True
         return self
 
     def __exit__(self, *exc):
-        global _enabled
-        _enabled = self._prev
+        _tls.state.anomaly = self._prev
         return False
 
 
@@ -39,39 +43,48 @@ def creation_site():
     return "unknown"
 
 
-def check(node, arrays, phase):
+def check_forward(op, outs, modes):
+    """The forward check of ``op``: outside a backward, its creation site is noted first
+    (on its node, for the backward's checks too)."""
+    site = None
+    if modes.backward_of is None:
+        site = creation_site()
+        if op.node is not None:
+            op.node.creation_site = site
+    check(op, outs, "forward", site)
+
+
+def check(op, arrays, phase, site=None):
     """Raise if any of ``arrays`` holds NaN or Inf, naming the op responsible."""
     for i, a in enumerate(arrays):
         if a is None or a.dtype.kind != "f":
             continue
-        xp = node.backend.xp
+        xp = op.backend.xp
         if bool(xp.isfinite(a).all()):
             continue
         what = "NaN" if bool(xp.isnan(a).any()) else "Inf"
-        owner = _running_backward_of
+        owner = _tls.state.backward_of
         if phase == "forward" and owner is None:
-            culprit = f"{node.name} produced {what} in its forward (output {i})"
+            culprit = f"{op.name} produced {what} in its forward (output {i})"
         else:
-            owner = owner or node
+            owner = owner or op
             culprit = f"the backward of {owner.name} produced {what}" + (
-                f" (in its {node.name} step)" if owner is not node else
+                f" (in its {op.name} step)" if owner is not op else
                 f" (gradient for input {i})")
-            node = owner
-        raise RuntimeError(f"anomaly: {culprit}; the op was created at "
-                           f"{getattr(node, '_creation_site', 'unknown')}")
+            site = owner.node.creation_site if owner.node is not None else None
+        raise RuntimeError(f"anomaly: {culprit}; the op was created at {site or 'unknown'}")
 
 
 class running_backward_of:
-    """Marks ``node`` as the one whose backward is running, for error messages."""
+    """Marks ``op`` as the one whose backward is running, for error messages."""
 
-    def __init__(self, node):
-        self.node = node
+    def __init__(self, op):
+        self.op = op
 
     def __enter__(self):
-        global _running_backward_of
-        self._prev, _running_backward_of = _running_backward_of, self.node
+        state = _tls.state
+        self._prev, state.backward_of = state.backward_of, self.op
 
     def __exit__(self, *exc):
-        global _running_backward_of
-        _running_backward_of = self._prev
+        _tls.state.backward_of = self._prev
         return False

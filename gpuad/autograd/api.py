@@ -22,7 +22,7 @@ def _initial_grads(outputs, grad_outputs):
                     f"grad can be implicitly created only for a one-element output, this one "
                     f"has shape {out.shape}; pass gradient= (a tensor of that shape), or "
                     "reduce the output first, e.g. out.sum().backward()")
-            g = Tensor._make(out._backend.xp.ones(out.shape, out.dtype), out._backend)
+            g = Tensor._make(out._backend.full(out.shape, 1, out.dtype), out._backend)
         else:
             if not isinstance(g, Tensor):
                 g = Tensor._make(out._backend.asarray(g, dtype=out.dtype), out._backend)

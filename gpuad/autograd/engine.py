@@ -1,21 +1,24 @@
 """The backward sweep: one iterative topological pass over the graph.
 
-Edges are captured when an op runs: a node's ``next_edges[i]`` is ``(node, output_nr)``
+Edges are captured when an op runs: its node's ``next_edges[i]`` is ``(op, output_nr)``
 for a non-leaf input and ``(tensor, None)`` for a leaf, whose gradient is accumulated.
+The sweep walks ops (a tensor's ``grad_fn``) and reads each one's bookkeeping from its
+``node``.
 """
 from ..tensor import Tensor
-from . import anomaly, forward_ad, grad_mode
+from ..thread_state import local as _tls
+from . import anomaly, grad_mode
 from .function import Function
 
 
 def _dependencies(roots):
-    """How many edges point at each node reachable from ``roots`` (no recursion)."""
+    """How many edges point at each op reachable from ``roots`` (no recursion)."""
     deps = {}
     stack = list(roots)
     seen = set(roots)
     while stack:
-        node = stack.pop()
-        for edge in node.next_edges:
+        op = stack.pop()
+        for edge in op._node.next_edges:
             if edge is not None and isinstance(edge[0], Function):
                 target = edge[0]
                 deps[target] = deps.get(target, 0) + 1
@@ -29,9 +32,9 @@ def _add(a, b):
     return b if a is None else a + b
 
 
-def _zeros(node, i):
-    shape, dtype = node._output_meta[i]
-    return Tensor._make(node.backend.xp.zeros(shape, dtype), node.backend)
+def _zeros(op, i):
+    shape, dtype = op._node.output_meta[i]
+    return Tensor._make(op.backend.full(shape, 0, dtype), op.backend)
 
 
 def _key(t):
@@ -54,20 +57,21 @@ class _Sink:
         if key in self.capture:
             self.capture[key] = _add(self.capture[key], g)
 
-    def node_outputs(self, node, gys):
-        """Run hooks, fill retained .grad and captures for a node's output gradients."""
+    def node_outputs(self, op, gys):
+        """Run hooks, fill retained .grad and captures for an op's output gradients."""
+        node = op._node
         for i, g in enumerate(gys):
-            if node._hooks:
-                for hook in node._hooks.get(i, ()):
+            if node.hooks:
+                for hook in node.hooks.get(i, ()):
                     g = _hooked(hook, g)
                 gys[i] = g
-            if node._retained and i in node._retained:
-                t = node._retained[i]()
+            if node.retained and i in node.retained:
+                t = node.retained[i]()
                 if t is not None:
                     g_kept = g if self.create_graph else g.detach()
                     t.grad = g_kept if t.grad is None else t.grad + g_kept
             if self.capture is not None:
-                self.take((node, i), g)
+                self.take((op, i), g)
         return gys
 
     def accumulate(self, leaf, g):
@@ -125,79 +129,88 @@ def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=No
         if t.grad_fn is None:
             sink.accumulate(t, g)
         else:
-            slots = buffers.setdefault(t.grad_fn, [None] * len(t.grad_fn._output_meta))
+            slots = buffers.setdefault(t.grad_fn, [None] * len(t.grad_fn._node.output_meta))
             slots[t._output_nr] = _add(slots[t._output_nr], g)
     root_nodes = list(buffers)
     deps = _dependencies(root_nodes)
     ready = [n for n in root_nodes if deps.get(n, 0) == 0]
     # a backward that is recorded, or carries tangents (an open jvp), must be made of
     # Tensor ops: each op's composite ``backward``; else its ``fused_backward`` if it has one
-    fused = not create_graph and forward_ad._level is None
+    modes = _tls.state
+    fused = not create_graph and modes.dual_level is None
+    checks = modes.anomaly
+    tape = modes.tape  # a recording names the op whose backward made what it refuses
     with grad_mode.enable_grad() if create_graph else grad_mode.no_grad():
         while ready:
-            node = ready.pop()
-            gys = buffers.pop(node, None)
-            if gys is None:  # no gradient reached this node: nothing flows further
-                for edge in node.next_edges:
+            op = ready.pop()
+            gys = buffers.pop(op, None)
+            if gys is None:  # no gradient reached this op: nothing flows further
+                for edge in op._node.next_edges:
                     if edge is not None and isinstance(edge[0], Function):
                         _arrive(edge[0], deps, ready)
             else:
-                _run_node(node, gys, sink, buffers, deps, ready, fused)
+                if tape is not None:
+                    tape.backward_of = op
+                _run_node(op, gys, sink, buffers, deps, ready, fused, checks)
+                if tape is not None:
+                    tape.backward_of = None
             if not retain_graph:
-                node._release()
+                op._node.release()
         sink.finish()
     if sink.capture is not None:
         return [sink.capture[_key(t)] for t in inputs]
     return None
 
 
-def _run_node(node, gys, sink, buffers, deps, ready, fused):
-    if node._saved is None:
+def _run_node(op, gys, sink, buffers, deps, ready, fused, checks):
+    node = op._node
+    if node.saved is None:
         raise RuntimeError(
-            f"Trying to backward through the graph a second time ({node.name}): its saved "
+            f"Trying to backward through the graph a second time ({op.name}): its saved "
             "tensors were freed by the first backward; pass retain_graph=True to the first "
             "backward() (or autograd.grad) if you need to backward twice")
-    if node.is_view:
-        node.check_view_unchanged()
+    if node.viewed is not None:
+        node.check_view_unchanged(op.name)
     for i, g in enumerate(gys):
         if g is None:
-            gys[i] = _zeros(node, i)
-    if node._hooks or node._retained or sink.capture is not None:
-        gys = sink.node_outputs(node, gys)
-    rule = node.fused_backward if fused and node.fused_backward is not None else node.backward
-    if anomaly._enabled:
-        with anomaly.running_backward_of(node):
+            gys[i] = _zeros(op, i)
+    if node.hooks or node.retained or sink.capture is not None:
+        gys = sink.node_outputs(op, gys)
+    rule = op.fused_backward if fused and op.fused_backward is not None else op.backward
+    if checks:
+        with anomaly.running_backward_of(op):
             gxs = rule(*gys)
     else:
         gxs = rule(*gys)
     if not isinstance(gxs, tuple):
         gxs = (gxs,)
-    if anomaly._enabled:
-        anomaly.check(node, [None if g is None else g._data for g in gxs], "backward")
-    if len(gxs) != len(node.next_edges):
-        raise RuntimeError(f"{node.name}.backward returned {len(gxs)} gradients for "
-                           f"{len(node.next_edges)} inputs; return one per input (None allowed)")
-    for i, (edge, gx) in enumerate(zip(node.next_edges, gxs)):
+    if checks:
+        anomaly.check(op, [None if g is None else g._data for g in gxs], "backward")
+    edges = node.next_edges
+    if len(gxs) != len(edges):
+        raise RuntimeError(f"{op.name}.backward returned {len(gxs)} gradients for "
+                           f"{len(edges)} inputs; return one per input (None allowed)")
+    for i, (edge, gx) in enumerate(zip(edges, gxs)):
         if edge is None or gx is None:
             if edge is not None and isinstance(edge[0], Function):
                 _arrive(edge[0], deps, ready)
             continue
-        shape, dtype = node._input_meta[i]
+        shape, dtype = node.input_meta[i]
         if gx._data.shape != shape:
-            raise RuntimeError(f"{node.name}.backward returned a gradient of shape "
+            raise RuntimeError(f"{op.name}.backward returned a gradient of shape "
                                f"{gx.shape} for input {i} of shape {shape}")
         if gx._data.dtype != dtype:
             gx = gx.to(dtype)
         target, nr = edge
         if isinstance(target, Function):
-            slots = buffers.setdefault(target, [None] * len(target._output_meta))
+            slots = buffers.setdefault(target, [None] * len(target._node.output_meta))
             slots[nr] = _add(slots[nr], gx)
             _arrive(target, deps, ready)
         else:
             sink.accumulate(target, gx)
 
 
-def _arrive(node, deps, ready):
-    deps[node] -= 1
-    if deps[node] == 0:
-        ready.append(node)
+def _arrive(op, deps, ready):
+    deps[op] -= 1
+    if deps[op] == 0:
+        ready.append(op)

@@ -2,11 +2,12 @@
 
 While a dual level is open, every op whose inputs carry tangents computes its outputs'
 tangents with its ``jvp`` rule right after its forward, so one forward pass gives both
-the outputs and their directional derivatives (no reverse pass involved).
+the outputs and their directional derivatives (no reverse pass involved). A level is
+open in the calling thread only (as ``torch.func.jvp``'s): other threads' ops carry no
+tangents.
 """
+from ..thread_state import local as _tls
 from . import grad_mode
-
-_level = None  # the open dual level, or None
 
 
 class _DualLevel:
@@ -23,19 +24,24 @@ class _DualLevel:
         self.tangents[id(t)] = (t, tangent)
 
 
+def is_dual_level_open():
+    """True while ``jvp`` runs its function in the calling thread."""
+    return _tls.state.dual_level is not None
+
+
 def apply_rule(node, inputs, outputs):
     """Give ``outputs`` of ``node`` their tangents, when an input has one."""
-    global _level
-    level = _level
+    state = _tls.state
+    level = state.dual_level
     tangents = [level.tangent(t) for t in inputs]
     if not node.differentiable or all(t is None for t in tangents):
         return
-    _level = None  # the rule's own ops are plain ops, not dual ones
+    state.dual_level = None  # the rule's own ops are plain ops, not dual ones
     try:
         with grad_mode.no_grad():
             out = node.jvp(*tangents)
     finally:
-        _level = level
+        state.dual_level = level
     for y, ty in zip(outputs, out if isinstance(out, tuple) else (out,)):
         if ty is not None and y.dtype.kind == "f":
             level.set(y, ty if ty.dtype == y.dtype else ty.to(y.dtype))
@@ -47,7 +53,7 @@ def jvp(fn, primals, tangents):
     >>> out, tangent = gpuad.autograd.jvp(lambda x: x ** 3, (x,), (v,))   # 3 x**2 v
     """
     from ..tensor import Tensor
-    global _level
+    state = _tls.state
     single = isinstance(primals, Tensor)
     primals = (primals,) if single else tuple(primals)
     tangents = (tangents,) if isinstance(tangents, Tensor) else tuple(tangents)
@@ -61,19 +67,19 @@ def jvp(fn, primals, tangents):
         if p.dtype.kind != "f":
             raise TypeError(f"jvp: primal {i} is {p.dtype}; only floating tensors have "
                             "tangents")
-    if _level is not None:
+    if state.dual_level is not None:
         raise RuntimeError("jvp: nested jvp calls are not supported")
-    _level = _DualLevel()
+    level = state.dual_level = _DualLevel()
     try:
         duals = tuple(p.detach() for p in primals)
         for d, t in zip(duals, tangents):
-            _level.set(d, t.detach().to(d.dtype))
+            level.set(d, t.detach().to(d.dtype))
         out = fn(*duals)
         outs = out if isinstance(out, tuple) else (out,)
-        touts = tuple(_level.tangent(o) if _level.tangent(o) is not None
+        touts = tuple(level.tangent(o) if level.tangent(o) is not None
                       else _zeros_like(o) for o in outs)
     finally:
-        _level = None
+        state.dual_level = None
     detached = tuple(o.detach() for o in outs)
     return (detached, touts) if isinstance(out, tuple) else (detached[0], touts[0])
 

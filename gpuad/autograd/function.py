@@ -11,23 +11,32 @@ An op subclasses Function and writes two methods:
 * optionally ``fused_backward(self, *grads)``: the same gradients through fused kernels,
   used when no graph of the backward is wanted.
 
-The engine never needs to know about an op: adding one touches nothing else.
+An op instance holds only its own parameters and data: ``vars(op)`` is what its
+``__init__`` and ``forward`` set on ``self`` (what ``gpuad.compile`` compares between
+two recordings). What it runs with (``xp``, ``backend``, ``needs_input_grad``) sits in
+slots, and what the engine keeps of it in its ``node`` (``node.py``). The engine never
+needs to know about an op: adding one touches nothing else.
 """
+import copy
+
 from ..errors import check_same_device
 from ..tensor import Tensor
 from .. import tracing
-from . import anomaly, forward_ad, grad_mode
+from ..thread_state import local as _tls
+from . import anomaly, forward_ad
+from .node import Node, pack
 
-_INPUT, _OUTPUT, _CONSTANT = 0, 1, 2
-
-#: Callables ``observer(node)`` told of every node that recorded saved tensors.
-#: ``gpuad.memory`` subscribes one at import (a weak reference per recorded node, about
-#: 0.5 us, for ``stats()['saved_activation_bytes']``); reports add theirs while they run.
+#: Callables ``observer(op)`` told of every op, in any thread, whose node saved arrays
+#: or that is a view: ``autograd.saved`` subscribes one at import (a weak reference per
+#: such op, about 0.5 us, for ``gpuad.memory.stats()['saved_activation_bytes']``). A
+#: report adds its own to its thread's ``ThreadState.saved_observers`` while it runs,
+#: told of every op that records a node there.
 saved_observers = []
 
 
 class Function:
-    """Base class of every op; an instance is one node of the graph.
+    """Base class of every op; an instance is one op of the graph (a tensor's
+    ``grad_fn``), its bookkeeping in ``node``.
 
     >>> class Square(Function):
     ...     def forward(self, x):
@@ -39,6 +48,8 @@ class Function:
     >>> y = Square().apply(x)
     """
 
+    __slots__ = ("xp", "backend", "needs_input_grad", "_node", "__dict__", "__weakref__")
+
     #: False for ops whose outputs never carry gradients (comparisons, argmax).
     differentiable = True
     #: True for ops whose output is a view of input 0: they share its version counter.
@@ -47,10 +58,6 @@ class Function:
     target_backend = None
     #: True for ops whose forward draws random numbers (a CUDA graph would freeze them).
     draws_random = False
-
-    _to_save = ()      # what forward asked to save, until apply packs it
-    _retained = None   # output_nr -> weakref of a tensor that called retain_grad()
-    _hooks = None      # output_nr -> hooks registered on that output
 
     def forward(self, *arrays):
         raise NotImplementedError(f"{type(self).__name__} has no forward")
@@ -73,95 +80,19 @@ class Function:
     # --- what forward and backward use ---------------------------------------------
     def save_for_backward(self, *arrays):
         """Keep these arrays (inputs, outputs or others) for backward."""
-        if self._recording:
-            self._to_save = arrays
+        node = self._node
+        if node is not None:  # None: nothing will read them (no graph, no jvp)
+            node.to_save = arrays
 
     @property
     def saved_tensors(self):
         """The saved arrays as Tensors: inputs and outputs as graph tensors, others constant."""
-        if self._saved is None:
+        node = self._node
+        if node is None or node.saved is None:
             raise RuntimeError(
                 f"{self.name}: its saved tensors were freed by an earlier backward; "
                 "pass retain_graph=True to the first backward() to backward twice")
-        return tuple(map(self._unpack, self._saved))
-
-    @property
-    def name(self):
-        return type(self).__name__
-
-    # --- running the op ------------------------------------------------------------
-    def apply(self, *inputs):
-        """Run forward on Tensors and, when grad is on, record this node in the graph."""
-        # loops rather than comprehensions: on Python 3.11 each comprehension is a call
-        backend = inputs[0]._backend
-        arrays, needs = [], []
-        for t in inputs:
-            if t._backend is not backend:
-                check_same_device(inputs, self.name)  # raises, naming both devices
-            arrays.append(t._data)
-            needs.append(t._requires_grad)
-        if len(arrays) > 1 and (len(arrays) > 2 or arrays[0] is arrays[1]):
-            _distinct_arrays(inputs, arrays)
-        self.backend = backend
-        self.xp = backend.xp
-        record = grad_mode._enabled and self.differentiable and True in needs
-        dual = forward_ad._level is not None
-        self._recording = record or dual
-        if dual:  # forward mode needs the saved values whatever requires grad
-            self.needs_input_grad = tuple([r or a.dtype.kind == "f"
-                                           for r, a in zip(needs, arrays)])
-        else:
-            self.needs_input_grad = tuple(needs) if record else (False,) * len(inputs)
-        raw = self.forward(*arrays)
-        single = not isinstance(raw, tuple)
-        outs = (raw,) if single else raw
-        if anomaly._enabled:
-            if anomaly._running_backward_of is None:
-                self._creation_site = anomaly.creation_site()
-            anomaly.check(self, outs, "forward")
-        version = inputs[0]._version_counter if self.is_view else None
-        backend = self.target_backend or backend
-        for a in outs:
-            if type(a) is not backend.xp.ndarray:  # NumPy gives scalars for 0-d results
-                outs = self._as_arrays(outs, backend)
-                break
-        if tracing.tape is not None:
-            tracing.tape.on_apply(self, inputs, outs, raw)
-        if not record:
-            if single and not dual:
-                return Tensor._make(outs[0], backend, None, 0, version)
-            results = tuple([Tensor._make(a, backend, None, 0, version) for a in outs])
-            if dual:
-                self._input_meta = tuple([(t._data.shape, t._data.dtype) for t in inputs])
-                self._saved = tuple([self._pack(a, inputs, arrays, outs, results)
-                                     for a in self._to_save])
-                forward_ad.apply_rule(self, inputs, results)
-            return results[0] if single else results
-        edges, in_meta = [], []
-        for t in inputs:
-            edges.append(t._edge() if t._requires_grad else None)
-            in_meta.append((t._data.shape, t._data.dtype))
-        self.next_edges = tuple(edges)
-        self._input_meta = tuple(in_meta)
-        if version is not None:  # a view: backward checks that what it viewed is unchanged
-            self._viewed = (version, version[0])
-        out_meta, results = [], []
-        for i, a in enumerate(outs):
-            out_meta.append((a.shape, a.dtype))
-            results.append(Tensor._make(a, backend, self, i, version, a.dtype.kind == "f"))
-        self._output_meta = tuple(out_meta)
-        results = tuple(results)
-        if self._to_save:
-            self._saved = tuple([self._pack(a, inputs, arrays, outs, results) for a in self._to_save])
-            self._to_save = ()  # packed: only _saved holds them now, so _release() frees them
-        else:
-            self._saved = ()
-        if saved_observers:
-            for observer in saved_observers:
-                observer(self)
-        if dual:
-            forward_ad.apply_rule(self, inputs, results)
-        return results[0] if single else results
+        return node.unpack(self)
 
     def call_kernel(self, kernel, *args):
         """``kernel(*args)`` with Tensors passed as their arrays, its array results as
@@ -172,73 +103,131 @@ class Function:
             return tuple([Tensor._make(a, self.backend) for a in out])
         return Tensor._make(out, self.backend)
 
+    def zero_tangent(self, i):
+        """Zeros shaped like input ``i``: the tangent (or gradient) of an input that has
+        none."""
+        shape, dtype = self._node.input_meta[i]
+        return Tensor._make(self.backend.full(shape, 0, dtype), self.backend)
+
+    @property
+    def name(self):
+        return type(self).__name__
+
+    @property
+    def node(self):
+        """The engine's bookkeeping of this op (a ``Node``: edges, saved arrays, hooks),
+        or None when it recorded nothing."""
+        return self._node
+
+    def saved_arrays(self):
+        """The arrays this op holds for backward (empty once freed)."""
+        node = self._node
+        return [] if node is None else [a for a, _ in node.saved_entries()]
+
+    # --- running the op ------------------------------------------------------------
+    def apply(self, *inputs):
+        """Run forward on Tensors and, when grad is on, record this op in the graph."""
+        # 1. the inputs' arrays, on one backend (loops rather than comprehensions: on
+        # Python 3.11 each comprehension is a call)
+        backend = inputs[0]._backend
+        arrays, needs = [], []
+        for t in inputs:
+            if t._backend is not backend:
+                check_same_device(inputs, self.name)  # raises, naming both devices
+            arrays.append(t._data)
+            needs.append(t._requires_grad)
+        if len(arrays) > 1 and (len(arrays) > 2 or arrays[0] is arrays[1]):
+            _distinct_arrays(inputs, arrays)
+        # 2. what the calling thread's modes ask: a node when grad mode records the op,
+        # or a jvp needs its saved values (whatever requires grad)
+        modes = _tls.state
+        record = modes.grad_enabled and self.differentiable and True in needs
+        dual = modes.dual_level is not None
+        self.backend, self.xp = backend, backend.xp
+        if record or dual:
+            node = self._node = Node()
+            self.needs_input_grad = tuple(needs) if not dual else tuple(
+                [r or a.dtype.kind == "f" for r, a in zip(needs, arrays)])
+        else:
+            node = self._node = None
+            self.needs_input_grad = (False,) * len(inputs)
+        # 3. forward, on arrays
+        raw = self.forward(*arrays)
+        single = not isinstance(raw, tuple)
+        outs = (raw,) if single else raw
+        backend = self.target_backend or backend
+        for a in outs:
+            if type(a) is not backend.xp.ndarray:  # NumPy gives scalars for 0-d results
+                outs = self._as_arrays(outs, backend)
+                break
+        # 4. what listens: anomaly checks, the step gpuad.compile records
+        if modes.anomaly:
+            anomaly.check_forward(self, outs, modes)
+        if modes.tape is not None:
+            modes.tape.on_apply(self, inputs, outs, raw, () if node is None else node.to_save)
+        # 5. the results: graph tensors of this op when it records, whose node takes the
+        # edges to the inputs, the metadata and what forward saved (packed)
+        version = inputs[0]._version_counter if self.is_view else None
+        if not record:
+            if single and not dual:
+                return Tensor._make(outs[0], backend, None, 0, version)
+            results = tuple([Tensor._make(a, backend, None, 0, version) for a in outs])
+        else:
+            edges, in_meta, out_meta, results = [], [], [], []
+            for t in inputs:
+                edges.append(t._edge() if t._requires_grad else None)
+                in_meta.append((t._data.shape, t._data.dtype))
+            for i, a in enumerate(outs):
+                out_meta.append((a.shape, a.dtype))
+                results.append(Tensor._make(a, backend, self, i, version, a.dtype.kind == "f"))
+            results = tuple(results)
+            node.next_edges, node.input_meta = tuple(edges), tuple(in_meta)
+            node.output_meta = tuple(out_meta)
+            if version is not None:  # a view: backward checks that what it viewed is unchanged
+                node.viewed = (version, version[0])
+        if node is not None:
+            if not record:  # a jvp only: its rule may ask for zeros shaped like an input
+                node.input_meta = tuple([(a.shape, a.dtype) for a in arrays])
+            if node.to_save:
+                node.saved = tuple([pack(a, inputs, arrays, outs, results)
+                                    for a in node.to_save])
+                node.to_save = ()  # packed: only ``saved`` holds them now
+            if record:  # what the graph keeps (a jvp's node goes with the jvp)
+                if node.saved or self.is_view:
+                    for observer in saved_observers:
+                        observer(self)
+                for observer in modes.saved_observers:
+                    observer(self)
+        if dual:
+            forward_ad.apply_rule(self, inputs, results)
+        return results[0] if single else results
+
     def _as_arrays(self, outs, backend):
         """``outs`` with scalars made 0-d arrays, and what forward saved following them."""
         arrays = tuple([a if backend.is_array(a) else backend.xp.asarray(a) for a in outs])
-        if self._to_save:
+        node = self._node
+        if node is not None and node.to_save:
             swap = {id(a): b for a, b in zip(outs, arrays) if a is not b}
-            self._to_save = tuple([swap.get(id(a), a) for a in self._to_save])
+            node.to_save = tuple([swap.get(id(a), a) for a in node.to_save])
         return arrays
 
-    def zero_tangent(self, i):
-        """Zeros shaped like input ``i``: the tangent of an input that has none."""
-        shape, dtype = self._input_meta[i]
-        return Tensor._make(self.xp.zeros(shape, dtype), self.backend)
+    # --- what gpuad.compile replays --------------------------------------------------
+    def for_replay(self):
+        """A copy of this op as a compiled step replays it: its own parameters and data,
+        the backend it ran on, and no node (a replay records no graph)."""
+        op = copy.copy(self)
+        op._node = None
+        return op
 
-    def _pack(self, arr, inputs, arrays, outs, results):
-        if arr is None:
-            return None
-        for t, a in zip(inputs, arrays):
-            if a is arr:
-                return (_INPUT, t, t._version_counter, t._version_counter[0])
-        for i, a in enumerate(outs):
-            if a is arr:
-                vc = results[i]._version_counter
-                return (_OUTPUT, i, arr, vc, vc[0])
-        return (_CONSTANT, arr)
-
-    def _unpack(self, entry):
-        if entry is None:
-            return None
-        kind = entry[0]
-        if kind == _CONSTANT:
-            return Tensor._make(entry[1], self.backend)
-        counter, saved_version = entry[-2], entry[-1]
-        if counter[0] != saved_version:
-            raise RuntimeError(
-                f"one of the tensors {self.name} saved for backward was changed by an "
-                f"in-place operation (version {saved_version} -> {counter[0]}); "
-                "use the out-of-place op (x = x + y instead of x.add_(y)) or clone() first")
-        if kind == _INPUT:
-            return entry[1]
-        return Tensor._make(entry[2], self.backend, grad_fn=self, output_nr=entry[1],
-                            version=counter, requires_grad=True)
-
-    def check_view_unchanged(self):
-        """A view's values follow in-place changes of the tensor it views, which its graph
-        does not record: refuse to backward through it once that tensor has changed."""
-        counter, seen = self._viewed
-        if counter[0] != seen:
-            raise RuntimeError(
-                f"{self.name} made a view of a tensor that an in-place operation then changed "
-                f"(version {seen} -> {counter[0]}), so the view's values no "
-                "longer match the graph; take the view after the in-place op, or view a "
-                "clone() of the tensor")
-
-    def saves_input(self, t):
-        """Whether this node saved the input tensor ``t`` itself for backward."""
-        return any(e is not None and e[0] == _INPUT and e[1] is t for e in self._saved or ())
-
-    def saved_arrays(self):
-        """The arrays this node holds for backward (empty once freed)."""
-        if not self._saved:
-            return []
-        return [e[1]._data if e[0] == _INPUT else e[2] if e[0] == _OUTPUT else e[1]
-                for e in self._saved if e is not None]
-
-    def _release(self):
-        """Free what was saved: called once this node's backward has run."""
-        self._saved = None
+    def collect_saved(self, run, *arrays):
+        """``(run(*arrays), what this op's forward asked to save during it)``, outside any
+        graph: how a replay runs an op whose saved arrays are read later (a logsumexp, a
+        dropout mask)."""
+        node = self._node = Node()
+        try:
+            return run(*arrays), node.to_save
+        finally:
+            self._node = None
 
     def __repr__(self):
         return f"<{self.name}Backward>"

@@ -1,29 +1,30 @@
-"""``no_grad`` and ``enable_grad``: whether ops record the graph."""
+"""``no_grad`` and ``enable_grad``: whether ops record the graph, in the calling thread
+(as in PyTorch, grad mode is thread-local)."""
 import functools
 
-_enabled = True
+from ..thread_state import local as _tls
 
 
 def is_grad_enabled():
-    """True when ops record the graph for backward."""
-    return _enabled
+    """True when ops in this thread record the graph for backward."""
+    return _tls.state.grad_enabled
 
 
 def set_grad_enabled(mode):
-    global _enabled
-    _enabled = bool(mode)
+    """Turn graph recording on or off for the calling thread."""
+    _tls.state.grad_enabled = bool(mode)
 
 
 class _GradMode:
     mode = True
 
     def __enter__(self):
-        self._prev = _enabled
-        set_grad_enabled(self.mode)
+        state = _tls.state
+        self._prev, state.grad_enabled = state.grad_enabled, self.mode
         return self
 
     def __exit__(self, *exc):
-        set_grad_enabled(self._prev)
+        _tls.state.grad_enabled = self._prev
         return False
 
     def __call__(self, fn):

@@ -30,10 +30,8 @@ def register_tensor_hook(tensor, hook):
         if tensor._hooks is None:
             tensor._hooks = []
         hooks = tensor._hooks
+        hooks.append(hook)
     else:
-        node = tensor.grad_fn
-        node._hooks = node._hooks or {}
-        hooks = node._hooks.setdefault(tensor._output_nr, [])
-    hooks.append(hook)
+        hooks = tensor.grad_fn.node.add_hook(tensor._output_nr, hook)
     tracing.state_changed()
     return RemovableHandle(hooks, hook)

@@ -1,11 +1,17 @@
-"""What both backends share: the reference formulas of the fused ops, written once on xp.
+"""The surface every backend offers the ops, declared once: ``Backend``.
 
-A backend overrides a method with a fused kernel (a Numba twin on CPU, CUDA C on GPU)
-where that pays; the formula here stays the specification the kernels are tested against
-and the fallback for what a kernel does not take (other dtypes, non-contiguous arrays).
+A device is one subclass. It implements the device methods (arrays and transfers,
+random numbers, what its array library does its own way), which raise here; the rest
+is written once on ``xp``: the reference formulas of the fused ops, which a backend
+overrides with a fused kernel (a Numba twin on CPU, CUDA C on GPU) where that pays. The
+formula here stays the specification the kernels are tested against and the fallback
+for what a kernel does not take (other dtypes, non-contiguous arrays).
 """
 import math
 
+import numpy as np
+
+from .. import tracing
 from ..dtypes import float16, float32, float64, int64
 
 #: The activations of the fused kernels; the index is the code the kernels use.
@@ -63,10 +69,104 @@ def adam_scalars(dtype, step, lr, beta1, beta2, eps, weight_decay, decoupled):
 
 
 class Backend:
-    """The surface every backend offers the ops (``xp`` plus the methods below)."""
+    """The surface every backend offers the ops: ``xp`` (the array module), ``name``,
+    ``device``, ``pool`` (its caching allocator, ``gpuad.memory``) and the methods below;
+    those in ``DEVICE_METHODS`` each device implements."""
 
     xp = None
     name = None
+    DEVICE_METHODS = ("asarray", "to_host", "is_array", "empty", "synchronize", "seed",
+                      "get_rng_state", "set_rng_state", "rand", "randn", "random_words",
+                      "scatter_add", "erf")
+
+    # --- arrays and transfers (device methods) --------------------------------------
+    def asarray(self, data, dtype=None):
+        """``data`` (an array of any device, nested lists, numbers) as an array of this
+        backend, of ``dtype`` when given; copied only when it must be."""
+        raise _missing(self, "asarray")
+
+    def to_host(self, arr):
+        """``arr`` as a NumPy array (``arr`` itself on the CPU)."""
+        raise _missing(self, "to_host")
+
+    def is_array(self, obj):
+        """Whether ``obj`` is an array of this backend's array library."""
+        raise _missing(self, "is_array")
+
+    def empty(self, shape, dtype):
+        """An uninitialised array (from the device's memory pool where it serves it)."""
+        raise _missing(self, "empty")
+
+    def synchronize(self):
+        """Wait until the work queued on the device so far has finished."""
+        raise _missing(self, "synchronize")
+
+    # --- random numbers (device methods): one generator per device -------------------
+    def seed(self, seed):
+        """Restart the generator from ``seed`` (``gpuad.manual_seed``)."""
+        raise _missing(self, "seed")
+
+    def get_rng_state(self):
+        """The generator's state, as ``set_rng_state`` takes it back."""
+        raise _missing(self, "get_rng_state")
+
+    def set_rng_state(self, state):
+        """Restore a state ``get_rng_state`` returned (``checkpoint`` replays dropout)."""
+        raise _missing(self, "set_rng_state")
+
+    def rand(self, shape, dtype):
+        """Samples uniform in [0, 1) of a floating ``dtype``; safe to call from threads."""
+        raise _missing(self, "rand")
+
+    def randn(self, shape, dtype):
+        """Standard normal samples of a floating ``dtype``; safe to call from threads."""
+        raise _missing(self, "randn")
+
+    def random_words(self, n):
+        """``n`` raw uniform 32-bit words (uint32) from the generator: what the exact
+        ``randint`` below draws from; safe to call from threads."""
+        raise _missing(self, "random_words")
+
+    # --- what the array libraries do their own way (device methods) --------------------
+    def scatter_add(self, target, index, values):
+        """``target[index] += values`` in place, repeated indices accumulated."""
+        raise _missing(self, "scatter_add")
+
+    def erf(self, x):
+        """The error function, elementwise."""
+        raise _missing(self, "erf")
+
+    def check_class_indices(self, targets, classes, op):
+        """Raise an IndexError naming ``op`` unless every class index in ``targets`` lies
+        in ``[0, classes)``. Here on the host (it reads the range back); a device where
+        that would stall the queue may leave it out."""
+        lo, hi = int(targets.min()), int(targets.max())
+        if lo < 0 or hi >= classes:
+            bad = lo if lo < 0 else hi
+            raise IndexError(f"{op}: target {bad} is out of range for {classes} classes "
+                             f"(0 to {classes - 1})")
+
+    # --- arrays made around the ops, as gpuad.compile records them --------------------
+    def constant(self, value, dtype=None):
+        """``value`` (a Python number or bool, a nested list or tuple of them, or a
+        ``range``) as an array: how an op, or the code around it, makes a scalar or an
+        index array. A compiled step records the value (a new one records again) and
+        reuses the array at each replay, so nothing may write into it."""
+        arr = self.asarray(np.arange(value.start, value.stop, value.step)
+                           if type(value) is range else value, dtype)
+        if tracing.recording:  # ``x * 2.0`` comes here: the common case costs one read
+            tape = tracing.active()
+            if tape is not None:
+                tape.on_constant(arr, value)
+        return arr
+
+    @tracing.traced
+    def full(self, shape, value, dtype):
+        """A new array of ``shape`` filled with ``value``, made anew at each replay of a
+        compiled step (it may be written into)."""
+        arr = self.empty(shape, dtype)
+        arr.fill(value)
+        return arr
 
     # --- random integers ----------------------------------------------------------------
     def randint(self, low, high, shape):
@@ -93,6 +193,7 @@ class Backend:
             todo = todo[~ok]
         # wrapping uint64 addition, read back as int64: low + v, exactly, for any low
         return (out + xp.uint64(low % (1 << 64))).view(int64).reshape(shape)
+
     def matmul(self, a, b):
         """``a @ b`` with NumPy's rules (the CPU backend may run it on another BLAS)."""
         return self.xp.matmul(a, b)
@@ -225,6 +326,11 @@ class Backend:
         v += b2c * g * g
         denom = self.xp.sqrt(v) / bias2_sqrt + eps
         p -= step_size * m / denom
+
+
+def _missing(backend, method):
+    return NotImplementedError(f"{type(backend).__name__} does not implement "
+                               f"Backend.{method}, which every device backend provides")
 
 
 def _unknown(activation):

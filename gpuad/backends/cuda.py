@@ -3,6 +3,7 @@
 Imported only when a cuda device is asked for, so CPU installs never need CuPy.
 """
 import math
+import threading
 
 from .. import random_state
 from ..dtypes import float16, float32
@@ -39,6 +40,9 @@ class CUDABackend(CUDAKernels, Backend):
         self.device = dev
         self.xp = cupy
         self._cuda_device = cupy.cuda.Device(dev.index)
+        #: held from setting the generator's offset to the end of the draw: two threads
+        #: drawing at once must not both start at one offset (the same numbers twice)
+        self._rng_lock = threading.RLock()
         self.seed(random_state.initial_seed())
         from ..memory import cuda_pool
         self.pool = cuda_pool.install(dev.index)  # every CuPy array now comes from gpuad's pool
@@ -66,23 +70,25 @@ class CUDABackend(CUDAKernels, Backend):
     # A counter-based (Philox) cuRAND generator, set to an explicit offset before each
     # draw: its whole state is (seed, offset), which get/set_rng_state copy exactly.
     def seed(self, seed):
-        with self._cuda_device:
+        with self._rng_lock, self._cuda_device:
             self.rng = self.xp.random.RandomState(
                 seed, method=self.xp.cuda.curand.CURAND_RNG_PSEUDO_PHILOX4_32_10)
-        self._seed, self._offset = seed, 0
+            self._seed, self._offset = seed, 0
 
     def get_rng_state(self):
         """``(seed, offset)``: where the next draw starts."""
-        return self._seed, self._offset
+        with self._rng_lock:
+            return self._seed, self._offset
 
     def set_rng_state(self, state):
         if not (isinstance(state, tuple) and len(state) == 2
                 and all(isinstance(v, int) and v >= 0 for v in state)):
             raise TypeError("set_rng_state takes the (seed, offset) pair that "
                             f"get_rng_state() returned on a cuda device, got {state!r}")
-        if state[0] != self._seed:
-            self.seed(state[0])
-        self._offset = state[1]
+        with self._rng_lock:
+            if state[0] != self._seed:
+                self.seed(state[0])
+            self._offset = state[1]
 
     def _generator_for(self, shape):
         n = math.prod(shape)
@@ -93,14 +99,14 @@ class CUDABackend(CUDAKernels, Backend):
         return self.rng
 
     def rand(self, shape, dtype):
-        with self._cuda_device:
+        with self._rng_lock, self._cuda_device:
             if dtype == float16:  # cuRAND draws float32 and float64 only
                 return float16_uniform(
                     self.xp, self._generator_for(shape).random_sample(shape, dtype=float32))
             return self._generator_for(shape).random_sample(shape, dtype=dtype)
 
     def randn(self, shape, dtype):
-        with self._cuda_device:
+        with self._rng_lock, self._cuda_device:
             if dtype == float16:
                 return self._generator_for(shape).standard_normal(
                     shape, dtype=float32).astype(float16)
@@ -114,12 +120,12 @@ class CUDABackend(CUDAKernels, Backend):
         """``n`` raw 32-bit words of the Philox stream from the current offset (what the
         exact ``Backend.randint`` draws from); the offset moves past them."""
         curand = self.xp.cuda.curand
-        with self._cuda_device:
+        with self._rng_lock, self._cuda_device:
             out = self.xp.empty(n, self.xp.uint32)
             curand.setGeneratorOffset(self.rng._generator, self._offset)
             if n:
                 curand.generate(self.rng._generator, out.data.ptr, n)
-        self._offset += 4 * -(-n // 4)  # whole Philox blocks of 4 words, as the other draws
+            self._offset += 4 * -(-n // 4)  # whole Philox blocks of 4 words, as the others
         return out
 
     # --- what CuPy does differently ------------------------------------------------
@@ -130,3 +136,7 @@ class CUDABackend(CUDAKernels, Backend):
     def erf(self, x):
         import cupyx.scipy.special
         return cupyx.scipy.special.erf(x)
+
+    def check_class_indices(self, targets, classes, op):
+        """Left out on CUDA: reading the range back would wait for the device at every
+        loss (what an out-of-range target gives here is not settled yet)."""

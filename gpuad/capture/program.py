@@ -4,8 +4,10 @@
 every array the step read is sorted into one of: a slot (computed by the step, or one of
 its inputs), an external tensor (the same Tensor both times, a parameter: its array is
 read at each call), an external array (the same array object both times), or a constant
-(different objects, equal values). Anything else (an array that changed between calls
-but was computed outside gpuad's ops, a different sequence of ops) is a ``Mismatch``.
+(made by ``Backend.constant`` both times, holding equal Python values). A different
+sequence of ops, other settings or constants is a ``Mismatch`` (record again); a new
+array each call that none of these explains (made from NumPy or ``.data`` outside the
+ops) is a ``Refusal``: the step runs eagerly, as a replay would keep the first array.
 
 A replay runs each op's ``forward`` (and each recorded kernel) on the slots' arrays,
 sets ``.grad`` where backward set it, and calls the replayable methods (the optimizer's
@@ -14,13 +16,19 @@ after its last use, so memory follows the eager step's.
 """
 import functools
 
+from ..device import get_default_device
+from ..dtypes import get_default_dtype
 from ..tensor import Tensor
 from .. import tracing
-from .tape import ENGINE_ATTRS, OUTSIDE, SLOT, holds_array
+from .tape import OUTSIDE, SLOT, holds_array
 
 
 class Mismatch(Exception):
     """Two recordings of a step differ: it does not trace to one program."""
+
+
+class Refusal(Exception):
+    """The step reads something a replay could not follow: it must run eagerly."""
 
 
 class Program:
@@ -42,13 +50,25 @@ class Program:
         self.written_inputs = written_inputs  # inputs that a recorded kernel writes into
         self.requires_grad = tuple([t._requires_grad for _, t in refresh])
         self.modules = modules      # (module, its training flag when recorded)
+        self.defaults = get_default_dtype(), get_default_device()
+        self.guards = None          # capture.guards.Guards: the Python values it read
 
     def stale(self):
-        """Whether what the recording depended on has changed since: a hook
-        (``tracing.state_version``), which parameters require grad, a module's mode."""
-        return tracing.state_version != self.state_version or any(
-            t._requires_grad is not r for (_, t), r in zip(self.refresh, self.requires_grad)
-        ) or any(m.training is not mode for m, mode in self.modules)
+        """What changed since the recording that the replay depends on, or None: a hook
+        (``tracing.state_version``), which parameters require grad, a module's mode, the
+        default dtype or device, a Python value the step read (``guards``)."""
+        if tracing.state_version != self.state_version:
+            return "a hook was added or removed"
+        for (_, t), r in zip(self.refresh, self.requires_grad):  # loops: no generator calls
+            if t._requires_grad is not r:
+                return "a tensor's requires_grad changed"
+        for m, mode in self.modules:
+            if m.training is not mode:
+                return "a module's train/eval mode changed"
+        if (get_default_dtype(), get_default_device()) != self.defaults:
+            return "the default dtype or device changed"
+        changed = self.guards.changed() if self.guards is not None else None
+        return None if changed is None else f"{changed} changed"
 
     def run(self, inputs):
         s = self.template.copy()
@@ -78,8 +98,9 @@ def build(first, second):
         raise Mismatch("a module's train/eval mode or a hook changed between the calls")
     if len(first.events) != len(second.events) or first.n_inputs != second.n_inputs:
         raise Mismatch(f"it ran {len(first.events)} ops, then {len(second.events)}")
-    b = _Builder(second.n_slots, _tensors_read(second))
-    raw = [b.event(e1, e2) for e1, e2 in zip(first.events, second.events)]
+    b = _Builder(second.n_slots, _tensors_read(second), first.constants, second.constants)
+    raw = [b.event(e1, e2, owner)
+           for e1, e2, owner in zip(first.events, second.events, second.owners)]
     result = b.result_of(first.result, second.result)
     keep = set(b.fixed) | set(b.result_slots)
     last = {}
@@ -113,8 +134,9 @@ def _tensors_read(tape):
 
 
 class _Builder:
-    def __init__(self, n_slots, tensors):
+    def __init__(self, n_slots, tensors, constants1, constants2):
         self.tensors = tensors
+        self.constants = constants1, constants2
         self.template = [None] * n_slots
         self.refresh = []      # (slot, tensor)
         self.fixed = {}        # slot -> what fills it (external arrays and constants)
@@ -122,15 +144,21 @@ class _Builder:
         self.result_slots = []
         self.has_random = False
         self.written = set()   # slots that kernels marked ``writes_in_place`` write into
+        self.by_kind = {"op": self.op, "kernel": self.kernel, "grad": self.grad,
+                        "call": self.call}
 
-    def event(self, e1, e2):
+    def event(self, e1, e2, owner):
         kind = e2[0]
         if e1[0] != kind:
             raise Mismatch(f"a {e1[0]} event became a {kind} event")
-        return getattr(self, "_" + kind)(e1, e2)
+        try:
+            return self.by_kind[kind](e1, e2)
+        except Refusal as e:
+            where = "" if owner is None else f" (in the backward of {owner.name})"
+            raise Refusal(f"{_what(e2)}{where} {e}") from None
 
     # --- one method per kind of event: (run, in_slots, out_slots) -------------------------
-    def _op(self, e1, e2):
+    def op(self, e1, e2):
         _, fn1, refs1, binds1, outs1, _, _, _ = e1
         _, fn, refs, binds, outs, single, scalar, hidden = e2
         if type(fn1) is not type(fn) or len(refs1) != len(refs) or outs1[1] != outs[1]:
@@ -147,36 +175,36 @@ class _Builder:
                 raise Mismatch(f"op {fn.name} holds different arrays")
             if _slots_in(tpl):
                 bound.append((name, tpl))
-        fn._recording = bool(hidden)  # a replay saves only what is a result too
         self.has_random = self.has_random or fn.draws_random
+        fn = fn.for_replay()
         run = fn.forward
         if bound:
             run = _with_attributes(fn, tuple(bound), len(ins))
             ins += [i for _, tpl in bound for i in _slots_in(tpl)]
         if scalar:
             run = _as_arrays(run, (fn.target_backend or fn.backend).xp, single)
-        if hidden:
-            run = _with_saved(run, fn, hidden, single)
+        if hidden:  # a replay keeps of what forward saves only what is a result too
+            run = _with_saved(fn, run, hidden, single)
         elif not single and len(outs[0]) == 1:
             run = _first(run)
         return run, tuple(ins), outs[0]
 
-    def _kernel(self, e1, e2):
-        _, fn1, args1, outs1, _ = e1
-        _, fn, args, outs, returns_tuple = e2
+    def kernel(self, e1, e2):
+        _, fn1, args1, outs1 = e1[:4]
+        _, fn, args, outs, returns_tuple, writes_in_place, draws_random = e2
         if fn1 != fn or outs1[1] != outs[1]:
             raise Mismatch(f"kernel {getattr(fn1, '__name__', fn1)} became "
                            f"{getattr(fn, '__name__', fn)} (or its shapes changed)")
         tpl = self.template_of(args1, args)
-        self.has_random = self.has_random or getattr(fn, "draws_random", False)
-        if getattr(fn, "writes_in_place", False):
+        self.has_random = self.has_random or draws_random
+        if writes_in_place:
             self.written.update(_slots_in(tpl))
         run = functools.partial(_call_with, fn, tpl[1])
         if returns_tuple and len(outs[0]) == 1:
             run = _first(run)
         return run, tuple(_slots_in(tpl)), outs[0]
 
-    def _grad(self, e1, e2):
+    def grad(self, e1, e2):
         _, t1, ref1, _ = e1
         _, t, ref, backend = e2
         if t1 is not t or (ref1 is None) != (ref is None):
@@ -185,7 +213,7 @@ class _Builder:
             return functools.partial(_set_grad, t, None), (), ()
         return functools.partial(_set_grad, t, backend), (self.slot_of(ref1, ref),), ()
 
-    def _call(self, e1, e2):
+    def call(self, e1, e2):
         _, m1, args1, kwargs1 = e1
         _, m, args, kwargs = e2
         if m1 is not m or len(args1) != len(args) or kwargs1.keys() != kwargs.keys() or \
@@ -210,12 +238,17 @@ class _Builder:
             return self._fixed(id(t), t, external=True)
         if a1 is a:                     # the same array object
             return self._fixed(id(a), a)
-        if a1.shape == a.shape and a1.dtype == a.dtype and bool((a1 == a).all()):
-            return self._fixed(id(a), a)  # a constant made anew each call
-        raise Mismatch(
-            f"an array of shape {a.shape} that the step reads changed between calls but "
-            "was not computed by gpuad ops (computed from .data or NumPy, or read from "
-            "state the step keeps in Python)")
+        c1, c = self.constants[0].get(id(a1)), self.constants[1].get(id(a))
+        if c1 is not None and c is not None:  # Backend.constant, both times
+            if not _same(c1[0], c[0]) or a1.dtype != a.dtype:
+                raise Mismatch(f"a constant changed from {c1[0]!r} to {c[0]!r}")
+            return self._fixed(id(a), a)
+        raise Refusal(
+            f"reads an array of shape {a.shape} ({a.dtype}) made outside gpuad's ops, a "
+            "new one at each call (from NumPy, from .data, or made by an op without "
+            "backend.constant); a replay would keep the first one's values. Pass it to the "
+            "step as a tensor, compute it with gpuad ops, or make it in the op with "
+            "self.backend.constant(value, dtype)")
 
     def _fixed(self, key, what, external=False):
         slot = self.outside.get(key)
@@ -267,7 +300,7 @@ def _same(a, b):
     object."""
     if a is b:
         return True
-    if type(a) is not type(b) or type(a).__name__ == "ndarray":
+    if type(a) is not type(b) or type(a).__name__ == "ndarray" or isinstance(a, Tensor):
         return False
     if isinstance(a, (tuple, list)):
         return len(a) == len(b) and all(map(_same, a, b))
@@ -280,10 +313,10 @@ def _same(a, b):
 
 
 def _settings(fn):
-    """An op's own attributes that hold no arrays: what its forward depends on besides
-    its inputs (arrays held by an op are compared as references)."""
-    return {k: v for k, v in vars(fn).items()
-            if k[0] != "_" and k not in ENGINE_ATTRS and not holds_array(v)}
+    """An op's own attributes (``vars``: its parameters and data) that hold no arrays:
+    what its forward depends on besides its inputs (arrays held by an op are compared as
+    references)."""
+    return {k: v for k, v in vars(fn).items() if not holds_array(v)}
 
 
 def _slots_in(tpl):
@@ -308,6 +341,16 @@ def _call_with(fn, tpl_items, *arrays):
     return fn(*[_fill(t, it) for t in tpl_items])
 
 
+def _what(event):
+    """The event's op or function, for messages."""
+    kind, fn = event[0], event[1]
+    if kind == "op":
+        return f"op {fn.name}"
+    if kind == "kernel":
+        return f"kernel {getattr(fn, '__qualname__', fn)}"
+    return "a .grad assignment" if kind == "grad" else f"the call of {fn.__qualname__}"
+
+
 def _with_attributes(fn, bound, n_inputs):
     forward = fn.forward
 
@@ -326,10 +369,10 @@ def _as_arrays(run, xp, single):
     return converted
 
 
-def _with_saved(run, fn, hidden, single):
+def _with_saved(op, run, hidden, single):
+    """``run``'s results followed by the arrays at ``hidden`` in what forward saved."""
     def run_and_saved(*arrays):
-        out = run(*arrays)
-        saved, fn._to_save = fn._to_save, ()
+        out, saved = op.collect_saved(run, *arrays)
         return ((out,) if single else tuple(out)) + tuple([saved[k] for k in hidden])
     return run_and_saved
 

@@ -9,18 +9,23 @@ after one warning that says why.
 """
 import collections
 import functools
+import threading
 import warnings
 
-from .. import tracing
+from .. import thread_state
 from ..tensor import Tensor
 from .cuda_graph import CaptureError, GraphedProgram
-from .program import Mismatch, build, same_state
+from .guards import collect
+from .program import Mismatch, Refusal, build, same_state
 from .tape import record
 
 #: Signatures whose programs are kept; the least recently used goes first.
 CACHE_SIZE = 8
 #: Recordings that may disagree with the one before before a signature runs eagerly.
 MAX_RECORDINGS = 4
+#: Calls in a row that may find their program stale (a value the step reads changed)
+#: before the step runs eagerly: each one records it again.
+MAX_STALE = 3
 
 
 def compile(fn=None, *, cuda_graphs=True):
@@ -30,9 +35,10 @@ def compile(fn=None, *, cuda_graphs=True):
     What a replay repeats: every gpuad op and kernel the step ran, the ``.grad`` that
     backward set, and the calls of ``optimizer.step()``, ``zero_grad()`` and
     ``scheduler.step()``. Other Python side effects of ``fn`` (appending to a list,
-    printing) happen during the recorded calls only, as with CUDA graphs. The result is
-    the returned Tensors, detached. ``cuda_graphs=False`` replays CUDA steps without
-    capturing graphs.
+    printing) happen during the recorded calls only, as with CUDA graphs. Python values
+    the step reads (a loss weight in a dict, a module attribute) are guarded: when one
+    changes, the step records again. The result is the returned Tensors, detached.
+    ``cuda_graphs=False`` replays CUDA steps without capturing graphs.
 
     >>> @gpuad.compile
     ... def train_step(x, y):
@@ -54,14 +60,17 @@ def compile(fn=None, *, cuda_graphs=True):
 class _Entry:
     """What is known about one signature: the last recording, or the program."""
 
-    __slots__ = ("tape", "program", "recordings")
+    __slots__ = ("tape", "program", "recordings", "stale")
 
-    def __init__(self):
+    def __init__(self, stale=0):
         self.tape, self.program, self.recordings = None, None, 0
+        self.stale = stale  # calls in a row that found the program stale
 
 
 class CompiledStep:
-    """The callable ``gpuad.compile`` returns; ``stats`` counts how calls ran."""
+    """The callable ``gpuad.compile`` returns; ``stats`` counts how calls ran. Called
+    from several threads, it runs one call at a time (a recording and a CUDA graph's
+    static buffers belong to one call)."""
 
     def __init__(self, fn, cuda_graphs=True):
         functools.update_wrapper(self, fn)
@@ -70,12 +79,21 @@ class CompiledStep:
         self.cache = collections.OrderedDict()
         self.eager_reason = None  # set once the step cannot be replayed: why
         self.stats = {"recorded": 0, "replayed": 0, "eager": 0}
+        self._lock = threading.RLock()  # re-entrant: the step may call itself
 
     def __call__(self, *args, **kwargs):
+        with self._lock:
+            return self._call(args, kwargs)
+
+    def _call(self, args, kwargs):
         key, inputs = None, None
-        if self.eager_reason is None and tracing.tape is None:  # not inside a recording
+        modes = thread_state.current()
+        # inside a recording, under detect_anomaly or in a jvp, the call runs eagerly: a
+        # replay would skip the checks and the tangents
+        if self.eager_reason is None and modes.tape is None and not modes.anomaly and \
+                modes.dual_level is None:
             try:
-                key, inputs = _signature(args, kwargs)
+                key, inputs = _signature(args, kwargs, modes.grad_enabled)
             except TypeError:
                 self._give_up("an argument is neither a Tensor nor a hashable value (a "
                               "number, a string): compiled steps are keyed by their arguments")
@@ -88,9 +106,17 @@ class CompiledStep:
             if len(self.cache) > CACHE_SIZE:
                 self.cache.popitem(last=False)
         self.cache.move_to_end(key)
-        if entry.program is not None and entry.program.stale():
-            entry = self.cache[key] = _Entry()  # record again, in the state of today
+        stale = entry.program.stale() if entry.program is not None else None
+        if stale is not None:  # record again, in the state of today
+            entry = self.cache[key] = _Entry(entry.stale + 1)
+            if entry.stale >= MAX_STALE:
+                self._give_up(f"{stale} before each of the last {entry.stale} calls, and "
+                              "each change records the step again; pass such a value to "
+                              "the step as an argument (each value then records once)")
+                self.stats["eager"] += 1
+                return self.fn(*args, **kwargs)
         if entry.program is not None:
+            entry.stale = 0
             self.stats["replayed"] += 1
             arrays = [t._data for t in inputs]
             try:
@@ -99,7 +125,7 @@ class CompiledStep:
                 entry.program = entry.program.program
                 warnings.warn(f"gpuad.compile({self.__name__}): the step could not be "
                               f"captured in a CUDA graph ({e}); it is replayed without "
-                              "graphs", RuntimeWarning, stacklevel=2)
+                              "graphs", RuntimeWarning, stacklevel=3)
                 return entry.program.run(arrays)
         return self._record(entry, args, kwargs, inputs)
 
@@ -114,8 +140,13 @@ class CompiledStep:
             entry.tape, entry.recordings = None, 1  # the model changed mode: start over
         if entry.tape is not None:
             try:
-                entry.program = self._program(build(entry.tape, tape))
+                program = build(entry.tape, tape)
+                program.guards = collect(self.fn, [m for m, _ in tape.modules.values()])
+                entry.program = self._program(program)
                 entry.tape = None
+                return result
+            except Refusal as e:
+                self._give_up(str(e))
                 return result
             except Mismatch as e:
                 if entry.recordings >= MAX_RECORDINGS:
@@ -131,7 +162,7 @@ class CompiledStep:
                 warnings.warn(
                     f"gpuad.compile({self.__name__}): the step draws random numbers "
                     "(dropout), which a CUDA graph would repeat identically; it is replayed "
-                    "without graphs", RuntimeWarning, stacklevel=4)
+                    "without graphs", RuntimeWarning, stacklevel=5)
                 return program
             return GraphedProgram(program, device)
         return program
@@ -140,15 +171,16 @@ class CompiledStep:
         self.eager_reason = reason
         self.cache.clear()
         warnings.warn(f"gpuad.compile({self.__name__}) runs eagerly from now on: {reason}",
-                      RuntimeWarning, stacklevel=4)
+                      RuntimeWarning, stacklevel=5)
 
     def __repr__(self):
         return f"<compiled step {self.__name__}: {self.stats}>"
 
 
-def _signature(args, kwargs):
+def _signature(args, kwargs, grad_enabled):
     """``(key, input tensors)``; TypeError for an argument that can be neither an input
-    nor part of the key."""
+    nor part of the key. Grad mode is part of the key: under no_grad a step records no
+    graph."""
     inputs, first = [], {}
 
     def walk(v):
@@ -165,7 +197,7 @@ def _signature(args, kwargs):
         return ("V", type(v).__name__, v)
 
     parts = [walk(a) for a in args] + [(k, walk(v)) for k, v in sorted(kwargs.items())]
-    return tuple(parts), inputs
+    return (grad_enabled,) + tuple(parts), inputs
 
 
 def _device_of(program):

@@ -9,27 +9,25 @@ what changes between calls and what does not, by comparing two recordings.
 Events, in the order they ran:
 
 * ``("op", fn, refs, binds, outs, single, scalar, hidden)``: ``fn.forward`` on the
-  arrays ``refs``; ``binds`` are attributes of ``fn`` that hold arrays (an index tensor),
-  refreshed before a replay; ``single``: forward returned one array, not a tuple;
-  ``scalar``: it returned NumPy scalars; ``hidden``: positions in what it saved of
-  arrays that are results too (their slots follow the outputs');
-* ``("kernel", fn, args, outs, returns_tuple)``: a raw kernel call (``tracing.kernel``);
+  arrays ``refs``; ``binds`` are the op's own attributes that hold arrays (an index
+  array), refreshed before a replay; ``single``: forward returned one array, not a
+  tuple; ``scalar``: it returned NumPy scalars; ``hidden``: positions in what it saved
+  of arrays that are results too (their slots follow the outputs');
+* ``("kernel", fn, args, outs, returns_tuple, writes_in_place, draws_random)``: a raw
+  kernel call (``tracing.kernel``, ``tracing.traced``);
 * ``("grad", tensor, ref, backend)``: ``tensor.grad`` set to the array ``ref`` (or None);
 * ``("call", method, args, kwargs)``: a ``tracing.replayable`` method, called again.
 
 ``outs`` is ``(slots, shapes)``: the new slots and their (shape, dtype), compared
-between recordings.
+between recordings. ``constants`` maps the arrays made by ``Backend.constant`` to the
+Python values they hold.
 """
 import weakref
 
-from .. import tracing
-from ..autograd import anomaly, forward_ad
+from .. import thread_state, tracing
 from ..tensor import Tensor
 
 SLOT, OUTSIDE = "slot", "outside"
-#: Function attributes that are the engine's, never an op's own data.
-ENGINE_ATTRS = frozenset({"xp", "backend", "next_edges", "needs_input_grad",
-                           "target_backend"})
 
 
 def is_array(a):
@@ -51,6 +49,9 @@ class Tape:
         self.result = None
         self.state_version = tracing.state_version
         self.modules = {}  # id -> (module, its training flag) for each module called
+        self.constants = {}  # id(array) -> (value, array) for each Backend.constant
+        self.backward_of = None  # the op whose backward runs now (the engine sets it)
+        self.owners = []   # per event: the op whose backward ran it, or None
         for t in inputs:
             if id(t._data) in self.slot:  # the same array again: read from its first slot
                 self.n_slots += 1
@@ -59,34 +60,38 @@ class Tape:
         self.n_inputs = self.n_slots
 
     # --- what tracing reports ----------------------------------------------------------
-    def on_apply(self, fn, inputs, outs, raw):
+    def on_apply(self, fn, inputs, outs, raw, to_save):
         if self.paused:
             return
-        if forward_ad._level is not None:
+        state = thread_state.current()
+        if state.dual_level is not None:
             self.fail("the step runs forward-mode AD (jvp)")
-        if anomaly._enabled:
+        if state.anomaly:
             self.fail("detect_anomaly() is on; its checks run only in eager mode")
         refs = tuple([self.ref(t._data, t) for t in inputs])
         binds = tuple([(name, self.refs_in(v)) for name, v in vars(fn).items()
-                       if name[0] != "_" and name not in ENGINE_ATTRS and holds_array(v)])
+                       if holds_array(v)])  # vars: the op's own parameters and data
         single = not isinstance(raw, tuple)
         scalar = (raw is not outs[0]) if single else any(
             r is not o for r, o in zip(raw, outs))
         # arrays forward saved that are neither inputs nor outputs (cross-entropy's
         # logsumexp, dropout's mask): results of the op too, which its backward reads
         known = {id(a) for a in outs} | {id(t._data) for t in inputs}
-        hidden = tuple([k for k, a in enumerate(fn._to_save)
+        hidden = tuple([k for k, a in enumerate(to_save)
                         if a is not None and id(a) not in known])
-        outs = tuple(outs) + tuple([fn._to_save[k] for k in hidden])
-        self.events.append(("op", fn, refs, binds, self._outputs(outs), single, scalar,
-                            hidden))
+        outs = tuple(outs) + tuple([to_save[k] for k in hidden])
+        self._append(("op", fn, refs, binds, self._outputs(outs), single, scalar, hidden))
 
-    def on_kernel(self, fn, args, out):
+    def on_kernel(self, fn, args, out, writes_in_place, draws_random):
         if self.paused:
             return
         outs = () if out is None else out if isinstance(out, tuple) else (out,)
-        self.events.append(("kernel", fn, self.refs_in(args), self._outputs(outs),
-                            isinstance(out, tuple)))
+        self._append(("kernel", fn, self.refs_in(args), self._outputs(outs),
+                      isinstance(out, tuple), writes_in_place, draws_random))
+
+    def on_constant(self, arr, value):
+        if not self.paused:
+            self.constants[id(arr)] = (value, arr)  # the entry keeps the id unique
 
     def on_module(self, module):
         self.modules[id(module)] = (module, module.training)
@@ -95,19 +100,23 @@ class Tape:
         if self.paused:
             return
         ref = None if grad is None else self.ref(grad._data, grad)
-        self.events.append(("grad", tensor, ref, None if grad is None else grad._backend))
+        self._append(("grad", tensor, ref, None if grad is None else grad._backend))
 
     def on_call(self, method, args, kwargs):
         for a in list(args) + list(kwargs.values()):
             if hasattr(a, "__next__"):
                 self.fail(f"{method.__qualname__} was called with an iterator, which a "
                           "replay could not call it with again; pass a list")
-        self.events.append(("call", method, args, kwargs))
+        self._append(("call", method, args, kwargs))
 
     def on_host_read(self, tensor, what):
         if not self.paused:
             self.fail(f"the step reads tensor values on the host ({what}), which a replay "
                       "cannot repeat; return the tensor and read it after the call")
+
+    def _append(self, event):
+        self.events.append(event)
+        self.owners.append(self.backward_of)
 
     def fail(self, reason):
         if self.problem is None:
@@ -157,7 +166,7 @@ class Tape:
         if r is None:
             return ("none",)
         if isinstance(r, Tensor):
-            if r.grad_fn is not None and r.grad_fn._saved is not None:
+            if r.grad_fn is not None and not r.grad_fn.node.released:
                 self.fail("the step returns a tensor whose graph was not run backward; "
                           "call backward() inside the step, or return loss.detach()")
             return ("tensor", self.ref(r._data, r), r._backend)
@@ -177,10 +186,7 @@ def holds_array(v):
 def record(fn, args, kwargs, inputs):
     """Run ``fn(*args, **kwargs)`` eagerly with a tape listening; ``(result, tape)``."""
     tape = Tape(inputs)
-    tracing.tape = tape
-    try:
+    with tracing.recording_into(tape):  # this thread's ops only: other threads' never reach it
         result = fn(*args, **kwargs)
-    finally:
-        tracing.tape = None
     tape.finish(result)
     return result, tape

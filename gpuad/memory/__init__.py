@@ -5,18 +5,23 @@ default (it did not pay there, see ``cpu_pool``); turned on with ``set_caching(T
 it lends the large arrays made by ``backend.empty`` (2-D matmul results among them), and
 the CPU stats count those only.
 
+This package sits below Tensor and autograd: what it shows of the graph
+(``saved_activation_bytes``, ``saved_tensors_report``) is computed and added by
+``gpuad.autograd.saved`` and ``saved_report``.
+
 >>> gpuad.memory.memory_allocated("cuda"), gpuad.memory.max_memory_allocated("cuda")
 >>> gpuad.memory.stats()["saved_activation_bytes"]
 """
 from ..backends import backend_for
 from ..device import as_device
 from .pool import CachingAllocator, OutOfMemoryError, format_bytes, round_size
-from .report import SavedTensorsReport, saved_tensors_report
-from .saved import saved_activation_bytes
 
 __all__ = ["stats", "memory_allocated", "max_memory_allocated", "reset_peak_memory_stats",
-           "empty_cache", "set_caching", "saved_tensors_report", "SavedTensorsReport",
-           "OutOfMemoryError", "CachingAllocator", "round_size", "format_bytes"]
+           "empty_cache", "set_caching", "OutOfMemoryError", "CachingAllocator",
+           "round_size", "format_bytes"]
+
+#: Counters the layers above add to ``stats()``: name -> ``fn(device)``.
+extra_stats = {}
 
 
 def _pool(device):
@@ -33,7 +38,8 @@ def stats(device=None):
     """
     dev = as_device(device)
     out = _pool(dev).stats()
-    out["saved_activation_bytes"] = saved_activation_bytes(dev)
+    for name, fn in extra_stats.items():
+        out[name] = fn(dev)
     return out
 
 

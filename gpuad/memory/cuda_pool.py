@@ -38,8 +38,9 @@ class _Lease:
 def pool_for(device_id):
     """The pool of GPU ``device_id`` (created on first use)."""
     pool = _pools.get(device_id)
-    if pool is None:
-        pool = _pools[device_id] = CachingAllocator(f"cuda:{device_id}", _raw_malloc)
+    if pool is None:  # setdefault is atomic: two threads asking first share one pool
+        pool = _pools.setdefault(device_id,
+                                 CachingAllocator(f"cuda:{device_id}", _raw_malloc))
     return pool
 
 

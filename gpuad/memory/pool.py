@@ -79,7 +79,9 @@ class CachingAllocator:
         #: False: every free goes straight back to the raw allocator (nothing is cached).
         self.caching = True
         self._free = {}   # size class -> blocks ready for reuse
-        self._private = None  # the PrivatePool that serves requests now, if any
+        #: thread id -> the PrivatePool serving that thread's requests now (a CUDA graph
+        #: capture): other threads' arrays never take a block a graph writes to
+        self._private = {}
         # re-entrant: a block freed by a destructor that runs during malloc (GC) comes back
         self._lock = threading.RLock()
         self.allocated = self.cached = self.peak = 0
@@ -92,7 +94,7 @@ class CachingAllocator:
             raise ValueError(f"cannot allocate a negative number of bytes ({nbytes})")
         size = round_size(nbytes)
         with self._lock:
-            private = self._private
+            private = self._private.get(threading.get_ident()) if self._private else None
             blocks = (self._free if private is None else private.free).get(size)
             if blocks:
                 block = blocks.pop()
@@ -135,16 +137,19 @@ class CachingAllocator:
 
     @contextlib.contextmanager
     def private(self, pool):
-        """Serve every request in this block from (and return every block it lends to)
-        the PrivatePool ``pool``: what a CUDA graph captured here uses stays its own."""
+        """Serve every request of the calling thread in this block from (and return every
+        block it lends to) the PrivatePool ``pool``: what a CUDA graph captured here uses
+        stays its own."""
+        me = threading.get_ident()
         with self._lock:
-            if self._private is not None:
+            if me in self._private:
                 raise RuntimeError("a private section of the pool is already open")
-            self._private = pool
+            self._private[me] = pool
         try:
             yield pool
         finally:
-            self._private = None
+            with self._lock:
+                del self._private[me]
 
     def close(self, pool):
         """The graph that used ``pool`` is gone: its blocks join the shared pool."""

@@ -5,13 +5,14 @@ from collections import OrderedDict, namedtuple
 from ..autograd import grad_mode
 from .. import tracing
 from ..autograd.hooks import RemovableHandle
+from ..conversions import Conversions
 from ..tensor import Tensor
 from .parameter import Parameter, zero_grads
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
-class Module:
+class Module(Conversions):
     """Base class of every layer and model: subclass it, assign ``Parameter``s and
     sub-modules as attributes in ``__init__``, and write ``forward``.
 
@@ -78,8 +79,10 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward(); define it")
 
     def __call__(self, *args, **kwargs):
-        if tracing.tape is not None:
-            tracing.tape.on_module(self)  # a replay holds while its training flag does
+        if tracing.recording:
+            tape = tracing.active()
+            if tape is not None:
+                tape.on_module(self)  # a replay holds while its training flag does
         out = self.forward(*args, **kwargs)
         for hook in tuple(self._forward_hooks):
             replaced = hook(self, args, out)
@@ -159,20 +162,6 @@ class Module:
                 if p.grad is not None:
                     p.grad = p.grad.to(*args, **kwargs)
         return self
-
-    def cuda(self, device="cuda"):
-        return self.to(device)
-
-    def cpu(self):
-        return self.to("cpu")
-
-    def float(self):
-        from .. import dtypes
-        return self.to(dtypes.float32)
-
-    def double(self):
-        from .. import dtypes
-        return self.to(dtypes.float64)
 
     # --- state dicts ---------------------------------------------------------------------------
     def state_dict(self, prefix=""):

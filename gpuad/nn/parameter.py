@@ -19,7 +19,7 @@ class Parameter(Tensor):
         if not isinstance(data, Tensor):
             raise TypeError(f"Parameter wraps a Tensor, got {type(data).__name__}; "
                             "use Parameter(gpuad.tensor(...))")
-        self._init(data._data, data._backend, None, 0, data._version_counter)
+        self._init(data._data, data._backend, data._version_counter)
         self.requires_grad = requires_grad
 
     def __repr__(self):

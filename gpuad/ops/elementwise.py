@@ -45,7 +45,7 @@ def _as_tensor(x, like, dtype):
     if isinstance(x, Tensor):
         return x if x._data.dtype == dtype else cast(x, dtype)
     backend = like._backend
-    return Tensor._make(backend.xp.asarray(x, dtype=dtype), backend)
+    return Tensor._make(backend.constant(x, dtype), backend)
 
 
 def _in_float32(op, a, b):
@@ -706,7 +706,7 @@ class Where(Function):
 
     def backward(self, gy):
         cond, = self.saved_tensors
-        zero = Tensor._make(self.xp.zeros((), gy.dtype), self.backend)
+        zero = Tensor._make(self.backend.constant(0, gy.dtype), self.backend)
         _, na, nb = self.needs_input_grad
         return (None,
                 sum_to(where(cond, gy, zero), self.shapes[0]) if na else None,
@@ -726,8 +726,7 @@ def where(cond, a, b):
     if cond.dtype != dtypes.bool_:
         cond = cond != 0
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
-        a = Tensor._make(cond._backend.xp.asarray(a, dtype=dtypes.result_type(a, b)),
-                         cond._backend)
+        a = Tensor._make(cond._backend.constant(a, dtypes.result_type(a, b)), cond._backend)
     a, b = as_operands(a, b, "where")
     broadcast_shapes(cond.shape, broadcast_shapes(a.shape, b.shape), "where")
     return Where().apply(cond, a, b)

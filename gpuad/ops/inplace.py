@@ -16,7 +16,7 @@ from . import elementwise as ew
 
 
 def _in_graph(x, other=None):
-    return grad_mode._enabled and (
+    return grad_mode.is_grad_enabled() and (
         x._requires_grad or (isinstance(other, Tensor) and other._requires_grad))
 
 
@@ -44,7 +44,8 @@ def _apply(x, op_name, out_of_place, other=None, ufunc=None):
         alias = Tensor._make(x._data, x._backend, x.grad_fn, x._output_nr, None,
                              x._requires_grad)
         result = out_of_place(alias)
-        if result.grad_fn is not None and result.grad_fn.saves_input(alias):
+        if result.grad_fn is not None and any(
+                t is alias for _, t in result.grad_fn.node.saved_entries()):
             alias._data = x._data.copy()
         _write(x, result._data, op_name)
         x.grad_fn, x._output_nr, x._requires_grad = result.grad_fn, result._output_nr, True
@@ -54,7 +55,7 @@ def _apply(x, op_name, out_of_place, other=None, ufunc=None):
             raise RuntimeError(f"{op_name}: the tensor is on {x.device} but the other operand "
                                f"is on {other.device}; move it with .to('{x.device}')")
         _check_castable(x, dtypes.result_type(x, other), op_name)
-        tracing.kernel(_ufunc_into, getattr(x._backend.xp, ufunc), x._data, y)
+        _ufunc_into(getattr(x._backend.xp, ufunc), x._data, y)
         x._version_counter[0] += 1
     else:
         with grad_mode.no_grad():
@@ -72,36 +73,37 @@ def _check_castable(x, dtype, op_name):
 
 def _write(x, arr, op_name):
     _check_castable(x, arr.dtype, op_name)
-    tracing.kernel(_copy_into, x._backend.xp.copyto, x._data, arr)
+    _copy_into(x._backend.xp.copyto, x._data, arr)
     x._version_counter[0] += 1
 
 
-# the raw writes, as functions of their arrays: gpuad.compile replays them
+# the raw writes, as functions of their arrays: gpuad.compile records and replays them
+@tracing.traced(writes_in_place=True)
 def _ufunc_into(ufunc, x, y):
     ufunc(x, y, out=x, casting="unsafe")
 
 
+@tracing.traced(writes_in_place=True)
 def _copy_into(copyto, dst, src):
     copyto(dst, src, casting="unsafe")
 
 
+@tracing.traced(writes_in_place=True)
 def _fill(x, value):
     x.fill(value)
 
 
+@tracing.traced(writes_in_place=True)
 def _set_index(x, index, value):
     x[index] = value
 
 
+@tracing.traced(writes_in_place=True)
 def _set_index_moved(xp, x, index, value, move):
     from .shape import to_numpy_order, to_torch_order
     shape = to_torch_order(xp, x[index], move).shape  # the shape v broadcasts to
     x[index] = to_numpy_order(xp, xp.broadcast_to(xp.asarray(value, dtype=x.dtype), shape),
                               move)
-
-
-for _f in (_ufunc_into, _copy_into, _fill, _set_index, _set_index_moved):
-    _f.writes_in_place = True
 
 
 def add_(x, other, alpha=1):
@@ -131,7 +133,7 @@ def fill_(x, value):
         return copy_(x, value.reshape(()))
     if _in_graph(x):
         return _apply(x, "fill_", lambda t: ew.FillLike(value).apply(t))
-    tracing.kernel(_fill, x._data, value)
+    _fill(x._data, value)
     x._version_counter[0] += 1
     return x
 
@@ -139,7 +141,9 @@ def fill_(x, value):
 def copy_(x, src):
     """Copy ``src`` (broadcast, converted to x's dtype and device) into ``x``."""
     if not isinstance(src, Tensor):
-        src = Tensor._make(x._backend.asarray(src), x._backend)
+        backend = x._backend
+        src = Tensor._make(backend.asarray(src) if hasattr(src, "__array__") else
+                           backend.constant(src), backend)
     if src.device != x.device:
         src = src.to(x.device)
     return _apply(x, "copy_", lambda t: ew.CopyFrom().apply(t, src), src)
@@ -159,7 +163,7 @@ def setitem(x, index, value):
         value = value._data
     move = torch_order(idx, x.ndim) if advanced else None
     if move is not None:  # v is laid out in PyTorch's order of the indexed dims
-        tracing.kernel(_set_index_moved, x._backend.xp, x._data, idx, value, move)
+        _set_index_moved(x._backend.xp, x._data, idx, value, move)
     else:
-        tracing.kernel(_set_index, x._data, idx, value)
+        _set_index(x._data, idx, value)
     x._version_counter[0] += 1

@@ -210,10 +210,11 @@ def _as_index(index, x):
                 raise RuntimeError(f"indexing a tensor on {x.device} with an index on "
                                    f"{it.device}; move the index with .to('{x.device}')")
             arr = it._data
-        elif isinstance(it, list) or backend.is_array(it) or hasattr(it, "__array__"):
+        elif isinstance(it, list):
             # x[[]]: no rows, as PyTorch reads it (NumPy would make a float index of it)
-            arr = backend.asarray(it, dtype=dtypes.int64) if type(it) is list and not it \
-                else backend.asarray(it)
+            arr = backend.constant(it, dtypes.int64 if not it else None)
+        elif backend.is_array(it) or hasattr(it, "__array__"):
+            arr = backend.asarray(it)
         else:
             if it is True or it is False:  # a 0-d mask to NumPy: it places dims as arrays do
                 advanced = True

@@ -2,8 +2,8 @@
 import contextlib
 from dataclasses import dataclass
 
-from ..autograd import function
-from .pool import format_bytes
+from .. import memory, thread_state
+from ..memory.pool import format_bytes
 from .saved import array_key, leaf_keys, saved_entries
 
 
@@ -32,18 +32,18 @@ class SavedTensorsReport:
         self.nodes_saving_nothing = 0
         self._leaves = set()
 
-    def _record(self, node):
+    def _record(self, op):
         self.nodes += 1
-        self._leaves |= leaf_keys(node)
-        entries = saved_entries(node)
+        self._leaves |= leaf_keys(op)
+        entries = saved_entries(op)
         if not entries:
             self.nodes_saving_nothing += 1
         for arr, is_leaf in entries:
             key = array_key(arr)
             if is_leaf:
                 self._leaves.add(key)
-            self.rows.append(SavedRow(node.name, tuple(arr.shape), str(arr.dtype), arr.nbytes,
-                                      str(node.backend.device), is_leaf, key))
+            self.rows.append(SavedRow(op.name, tuple(arr.shape), str(arr.dtype), arr.nbytes,
+                                      str(op.backend.device), is_leaf, key))
 
     def _finish(self):
         seen = {}
@@ -91,7 +91,8 @@ class SavedTensorsReport:
 
 @contextlib.contextmanager
 def saved_tensors_report():
-    """Record what every op node created inside the block saves for backward.
+    """Record what every op node created inside the block (in this thread) saves for
+    backward.
 
     >>> with gpuad.memory.saved_tensors_report() as report:
     ...     loss = gpuad.nn.functional.cross_entropy(model(x), y)
@@ -99,10 +100,15 @@ def saved_tensors_report():
     >>> report.activation_bytes  # distinct memory, the user's leaf tensors left out
     """
     report = SavedTensorsReport()
-    observer = report._record
-    function.saved_observers.append(observer)
+    state = thread_state.current()  # this thread's nodes only, as its ops are its own
+    before = state.saved_observers
+    state.saved_observers = before + (report._record,)
     try:
         yield report
     finally:
-        function.saved_observers.remove(observer)
+        state.saved_observers = before
         report._finish()
+
+
+# the names users know it by (memory/ sits below autograd: autograd adds them)
+memory.saved_tensors_report, memory.SavedTensorsReport = saved_tensors_report, SavedTensorsReport
