@@ -345,13 +345,15 @@ class Runtime {
     throw Failure{};
   }
 
-  // Stops the block, keeping the first error: every waiting thread unwinds when it resumes.
+  // Stops the block, keeping the first error: every waiting thread unwinds when it resumes
+  // (the calling thread, if a CUDA thread, unwinds by itself).
   void fail_locked(const std::string& why) {
     if (error_.empty()) error_ = why;
     if (aborted_) return;
     aborted_ = true;
     for (int t = 0; t < n_; ++t) {
       Lane& l = *lanes_[t];
+      if (t == tls_lane) continue;
       if (l.state == State::barrier || l.state == State::warp || l.state == State::idle) {
         l.state = State::ready;
         wake(t);
@@ -463,6 +465,11 @@ class Runtime {
         make_context(l.context, l.stack, kStack - 64 * (t % 61), &Runtime::fiber_main);
       }
       switch_context(scheduler_, l.context);
+      tls_lane = -1;  // the scheduler runs no CUDA thread
+      if (finished_ > n_) {
+        broken_ = "internal error: a CUDA thread finished twice";
+        return false;
+      }
     }
   }
 

@@ -113,15 +113,47 @@ def poison(ptr, nbytes):
         raw.region(ptr - raw.ptr, ptr - raw.ptr + nbytes).fill(FILL)
 
 
-def claim(ptr, nbytes, extent_end):
-    """An array now occupies [ptr, ptr + nbytes) of a block that ends at ``extent_end``:
-    the rest of the block is filled and checked as guard zone."""
-    raw = find(ptr) if nbytes else None
-    if raw is None or ptr != raw.ptr:
-        return
-    end = min(extent_end, raw.ptr + raw.size) - raw.ptr
-    raw.tail = nbytes
-    raw.region(nbytes, end).fill(FILL)
+def claim(memptr, shape, dtype, nbytes):
+    """A C-contiguous view for an array that now occupies the first ``nbytes`` of the
+    block ``memptr`` lends: the rest of the block is filled and checked as guard zone."""
+    ptr = memptr.ptr
+    if ptr == 0:
+        return np.ndarray(shape, dtype, buffer=np.empty(0, np.uint8))
+    raw = find(ptr)
+    if raw is None:
+        raise CUDARuntimeError(700, f"address {ptr:#x} is not in any live device allocation")
+    if nbytes and ptr == raw.ptr:
+        end = min(memptr.mem.ptr + memptr.mem.size, raw.ptr + raw.size) - raw.ptr
+        raw.tail = nbytes
+        pattern = _guard_pattern(dtype, next(_tenants))
+        _fill(raw.region(-GUARD, 0), pattern)
+        _fill(raw.region(nbytes, end + (GUARD if end == raw.size else 0)), pattern)
+    return np.ndarray(shape, dtype, buffer=raw.buf, offset=ptr - raw.base)
+
+
+_tenants = itertools.count(1)
+
+
+def _guard_pattern(dtype, tenant):
+    """What fills an array's guard zones: a signalling NaN of its float type, with a payload
+    of its own. Read, it gives NaN; any arithmetic on it gives a quiet NaN, and a copy from
+    another array carries that array's payload: a write past the end changes the bits
+    (a quiet NaN or the 0xFF fill would be written back unchanged)."""
+    payload = (tenant * 2654435761) & 0xFFFF or 1
+    kind, size = np.dtype(dtype).kind, np.dtype(dtype).itemsize
+    if kind == "f" and size == 4:
+        return np.array([0x7F800000 | payload], np.uint32)
+    if kind == "f" and size == 8:
+        return np.array([0x7FF0000000000000 | payload << 16 | 1], np.uint64)
+    if kind == "f" and size == 2:
+        return np.array([0x7C00 | (payload & 0x1FF) or 1], np.uint16)
+    return np.array([0xA5A5A5A5 ^ payload], np.uint32)
+
+
+def _fill(region, pattern):
+    n = region.size // pattern.itemsize
+    region[:n * pattern.itemsize].view(pattern.dtype)[:] = pattern[0]
+    region[n * pattern.itemsize:] = 0xA5
 
 
 # --- freeing at deallocation, as CuPy's Cython __dealloc__ does ----------------------------

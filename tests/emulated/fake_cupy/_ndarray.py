@@ -9,6 +9,8 @@ as operands, work runs on the current device only (arrays of another device rais
 do without peer access), and reading values on the host is refused while the stream
 captures.
 """
+import math
+
 import numpy as np
 
 from . import _device, _memory
@@ -30,27 +32,35 @@ def new_array(shape, dtype):
     """An uninitialised C-contiguous array on the current device, from the allocator."""
     shape = _shape(shape)
     dtype = _dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize
     memptr = _memory.alloc(nbytes)
-    _memory.claim(memptr.ptr, nbytes, memptr.mem.ptr + memptr.mem.size)
     _device.note_allocation(memptr.ptr, nbytes)
-    return _wrap(_memory.host_view(memptr.ptr, shape, dtype), memptr, None)
+    return _wrap(_memory.claim(memptr, shape, dtype, nbytes), memptr, None)
 
 
 def _shape(shape):
     if isinstance(shape, (int, np.integer)):
         return (int(shape),)
+    if type(shape) is tuple and all(type(s) is int for s in shape):
+        return shape
     return tuple(int(s) for s in shape)
 
 
 _SUPPORTED = set("?bBhHiIlLqQefdFD")
+_dtypes = {}
 
 
 def _dtype(dtype):
-    dtype = np.dtype(float if dtype is None else dtype)
-    if dtype.char not in _SUPPORTED:
-        raise ValueError(f"Unsupported dtype {dtype}")
-    return dtype
+    d = _dtypes.get(dtype)
+    if d is None:
+        d = np.dtype(float if dtype is None else dtype)
+        if d.char not in _SUPPORTED:
+            raise ValueError(f"Unsupported dtype {d}")
+        try:
+            _dtypes[dtype] = d
+        except TypeError:  # an unhashable spelling
+            pass
+    return d
 
 
 def _wrap(view, memptr, base):

@@ -75,6 +75,7 @@ class ufunc:
         self.name, self.__name__ = name, name
         self._impl, self.nin, self.nout, self.types = impl, nin, nout, list(types)
         self.nargs = nin + nout
+        self._loops = {}  # (input dtypes, weak scalar types) -> loop, as CuPy caches it
 
     def __repr__(self):
         return f"<ufunc '{self.name}'>"
@@ -110,11 +111,15 @@ class ufunc:
             outs = list(out) if isinstance(out, tuple) else [out]
         in_types, weaks, operands = self._operands(args[:self.nin])
         if dtype is None:
-            loop_in, loop_out = pick_loop(self.types, in_types, weaks, self.name)
+            key = (tuple(in_types), tuple(weaks))
+            loop = self._loops.get(key)
+            if loop is None:
+                loop = self._loops[key] = pick_loop(self.types, in_types, weaks, self.name)
+            loop_in, loop_out = loop
         else:
             loop_in, loop_out = self._loop_for_dtype(np.dtype(dtype))
-        shape = np.broadcast_shapes(*[np.shape(a._a) if isinstance(a, ndarray) else ()
-                                      for a in operands])
+        shapes = [a._a.shape for a in operands if isinstance(a, ndarray)]
+        shape = shapes[0] if len(shapes) == 1 else np.broadcast_shapes(*shapes)
         results = []
         for k, dt in enumerate(loop_out):
             o = outs[k] if k < len(outs) else None
@@ -132,13 +137,17 @@ class ufunc:
                     raise ValueError(f"Out shape is mismatched: {o.shape} vs {shape}")
             results.append(o)
         views = [a._a if isinstance(a, ndarray) else a for a in operands]
-        out_views = [o._a for o in results]
+        out_views = tuple([o._a for o in results])
         impl = self._impl
+        direct = isinstance(impl, np.ufunc)
 
-        def compute():
+        def compute():  # NumPy in the loop's types; quiet, as a GPU is
             ins = [v.astype(t, copy=False) if isinstance(v, np.ndarray) else np.asarray(v, t)
                    for v, t in zip(views, loop_in)]
             with np.errstate(all="ignore"):
+                if direct:
+                    impl(*ins, out=out_views, casting="unsafe")
+                    return
                 got = impl(*ins)
             for view, value in zip(out_views, got if self.nout > 1 else (got,)):
                 np.copyto(view, value, casting="unsafe")
