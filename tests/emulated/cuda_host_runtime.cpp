@@ -382,11 +382,12 @@ class Runtime {
   void suspend(Lock& lock, int me) {
     Lane& l = *lanes_[me];
     if (l.state != State::running) {
-      // a deadlock found here wakes this thread too, which then unwinds
       if (--running_ == 0 && !aborted_) fail_locked("deadlock: " + waiting_summary());
-      lock.unlock();
-      l.wake.acquire();
-      lock.lock();
+      if (!aborted_) {  // (a deadlock found here: this thread unwinds at once)
+        lock.unlock();
+        l.wake.acquire();
+        lock.lock();
+      }
     }
     check_abort();
   }
@@ -413,12 +414,12 @@ class Runtime {
   void add_lane() {
     const int t = int(lanes_.size());
     lanes_.push_back(std::make_unique<Lane>());
-    std::thread([this, t] { work(t); }).detach();
+    Lane* lane = lanes_.back().get();  // not lanes_[t] from the thread: the vector grows
+    std::thread([this, t, lane] { work(t, *lane); }).detach();
   }
 
-  void work(int t) {
+  void work(int t, Lane& l) {
     tls_lane = t;
-    Lane& l = *lanes_[t];
     for (;;) {
       l.wake.acquire();
       run_thread(t);

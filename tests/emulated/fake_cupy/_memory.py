@@ -182,6 +182,10 @@ def _run_dealloc(capsule):
     fn(*args)
 
 
+# capsules may outlive this module at interpreter exit: the callback must never be freed
+ctypes.pythonapi.Py_IncRef(ctypes.py_object(_run_dealloc))
+
+
 def when_deallocated(fn, *args):
     """A token that calls ``fn(*args)`` when it is deallocated: store it on the object."""
     key = next(_keys)

@@ -16,6 +16,7 @@ refused with a message instead. Every pointer a launch passes must lie in live m
 the current device (else cudaErrorIllegalAddress), and after the launch the guard zones
 of each array it was given are checked (``KernelFault`` when a kernel wrote past one).
 """
+import contextlib
 import ctypes
 import os
 
@@ -94,6 +95,24 @@ def _strict_check(name, params, args, converted):
                                   "NumPy scalar, e.g. numpy.float32(x))")
 
 
+@contextlib.contextmanager
+def _asan_guards(raws):
+    """Under AddressSanitizer, the guard zones are poisoned while a kernel runs: any read or
+    write of them (not only a write that changes them) stops the process with a report."""
+    if kernel_build.sanitizer() != "address":
+        yield
+        return
+    libasan = ctypes.CDLL(None)
+    zones = [(z.ctypes.data, z.size) for _, _, raw in raws for _, _, z in raw.guard_zones()]
+    for addr, size in zones:
+        libasan.__asan_poison_memory_region(ctypes.c_void_p(addr), ctypes.c_size_t(size))
+    try:
+        yield
+    finally:
+        for addr, size in zones:
+            libasan.__asan_unpoison_memory_region(ctypes.c_void_p(addr), ctypes.c_size_t(size))
+
+
 class RawKernel:
     """One kernel of a RawModule, launched on the current device."""
 
@@ -145,7 +164,9 @@ class RawKernel:
         def run():
             before = [raw.snapshot() for _, _, raw in raws]
             err = ctypes.create_string_buffer(4096)
-            if self._launch(argv, dims, TIMEOUT_S, err, len(err)):
+            with _asan_guards(raws):
+                failed = self._launch(argv, dims, TIMEOUT_S, err, len(err))
+            if failed:
                 raise KernelFault(f"{self.name}<<<{grid}, {block}>>>: "
                                   f"{err.value.decode(errors='replace')}")
             self._check_guards(raws, before)
