@@ -315,8 +315,10 @@ def run(work):
 
 
 def note_allocation(ptr, nbytes):
-    """An array allocated now: when the current stream captures, its graph poisons it
-    before each launch."""
+    """An array allocated now: while the current stream captures, it is poisoned (the
+    captured work has not run) and its graph poisons it again before each launch."""
     cap = capture()
     if cap is not None and nbytes:
+        from ._memory import poison
+        poison(ptr, nbytes)
         cap.allocated.append((ptr, nbytes))
