@@ -29,7 +29,11 @@ MODE = os.environ.get("GPUAD_TEST_CUDA") or _default_mode()
 if MODE not in ("emulated", "real", "off"):
     raise pytest.UsageError(f"GPUAD_TEST_CUDA={MODE!r}: expected emulated, real or off")
 if MODE == "emulated":
-    from emulated import fake_cupy
+    from emulated import fake_cupy, kernel_build
+    if shutil.which(kernel_build.CXX) is None:
+        raise pytest.UsageError(f"GPUAD_TEST_CUDA=emulated builds kernels/*.cu with "
+                                f"{kernel_build.CXX}, which is not installed: install g++, or "
+                                "run with GPUAD_TEST_CUDA=off")
     fake_cupy.install()
     fake_cupy._raw.STRICT = True
 

@@ -21,7 +21,11 @@ What the emulation cannot show:
 * indices past 2**31 (the test arrays are small) and 64-bit grid-stride arithmetic at scale;
 * occupancy, register and shared-memory limits, launch bounds, timing;
 * streams run in issue order on the host: work on two streams never overlaps, so a race
-  between streams (a block reused across streams) is not shown.
+  between streams (a block reused across streams) is not shown;
+* only what gpuad's kernels use: no dynamic (``extern``) shared memory, ballots, vote or
+  ``__syncthreads_count``, cooperative groups, textures; and one warp operation per warp at
+  a time (two groups of lanes of one warp in different shuffles with disjoint masks at
+  the same moment, legal in CUDA, are reported as an error).
 
 ``GPUAD_EMU_SANITIZE=thread`` (ThreadSanitizer) or ``=address`` (AddressSanitizer and
 UBSan) rebuild the kernels with the threads of a block as concurrent OS threads:
@@ -30,13 +34,10 @@ UBSan) rebuild the kernels with the threads of a block as concurrent OS threads:
 turn order are skipped there.
 """
 import importlib.util
-import sys
-import types
 
 import numpy as np
 import pytest
 
-import gpuad
 from conftest import MODE
 from gpuad.backends import cuda_kernels
 
@@ -276,8 +277,8 @@ def _twin_tests():
     cases = []
     for act in ACTIVATIONS:
         for shape, bias in [((7, 5), (5,)), ((3, 4, 1023), (1023,)), ((1023,), (1023,))]:
-            cases.append((f"test_bias_act[{act}-{shape}]",
-                          lambda a=act, s=shape, b=bias: t.test_bias_act("cuda", np.float32, a, s, b)))
+            cases.append((f"test_bias_act[{act}-{shape}]", lambda a=act, s=shape, b=bias:
+                          t.test_bias_act("cuda", np.float32, a, s, b)))
         for size in t.SIZES:
             cases.append((f"test_act_backward[{act}-{size}]",
                           lambda a=act, n=size: t.test_act_backward("cuda", np.float32, a, n)))
@@ -372,7 +373,7 @@ def test_mutation_every_seeded_bug_fails_the_kernel_tests(monkeypatch):
         backend.__dict__.pop("kernels", None)
     width = max(len(bug) for bug, _, _ in rows)
     print("\nseeded bug".ljust(width + 3) + "caught by")
-    for bug, path, caught in rows:
+    for bug, _, caught in rows:
         print(f"{bug:<{width}}  {caught[0]}: {caught[1]}: {caught[2]}" if caught else
               f"{bug:<{width}}  NOT CAUGHT")
     assert all(caught for _, _, caught in rows), [bug for bug, _, c in rows if c is None]

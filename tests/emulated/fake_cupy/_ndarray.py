@@ -14,7 +14,6 @@ import math
 import numpy as np
 
 from . import _device, _memory
-from ._device import CUDARuntimeError
 
 __all__ = ["ndarray", "new_array", "call", "check_device", "host_index", "from_host"]
 
