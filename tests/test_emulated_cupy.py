@@ -86,6 +86,14 @@ def test_random_takes_only_float32_and_float64():  # random/_generator.py
     assert (rs.standard_normal((5,), dtype=np.float32).get() == a).all()
     u = rs.random_sample((1000,), dtype=np.float64).get()
     assert u.min() >= 0 and u.max() < 1 and abs(u.mean() - 0.5) < 0.05
+    eight, four = cupy.empty(8, np.uint32), cupy.empty(4, np.uint32)
+    cupy.cuda.curand.setGeneratorOffset(rs._generator, 4)
+    cupy.cuda.curand.generate(rs._generator, eight.data.ptr, 8)
+    cupy.cuda.curand.generate(rs._generator, four.data.ptr, 4)  # goes on at offset 12
+    assert len(set(eight.tolist() + four.tolist())) == 12
+    cupy.cuda.curand.setGeneratorOffset(rs._generator, 8)
+    cupy.cuda.curand.generate(rs._generator, four.data.ptr, 4)  # an absolute position
+    assert four.tolist() == eight.tolist()[4:]
 
 
 def test_integer_array_indices_wrap_instead_of_raising():  # _routines_indexing.pyx

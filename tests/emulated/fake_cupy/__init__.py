@@ -72,7 +72,7 @@ def _build():
     runtime = _runtime()
     curand = Module("cupy.cuda.curand", {n: getattr(_random, n) for n in (
         *NAMES["constants"]["cupy.cuda.curand"], "createGenerator", "destroyGenerator",
-        "setPseudoRandomGeneratorSeed", "setGeneratorOffset", "generateUniform",
+        "setPseudoRandomGeneratorSeed", "setGeneratorOffset", "generate", "generateUniform",
         "generateUniformDouble", "generateNormal", "generateNormalDouble")})
     memory_names = ("BaseMemory", "Memory", "UnownedMemory", "MemoryPointer", "MemoryPool",
                     "alloc", "set_allocator", "get_allocator")

@@ -69,14 +69,20 @@ def _uniform(seed, start, n, double):
     return ((k.astype(np.float64) + 1) * 2.0 ** -24).astype(np.float32)
 
 
-def _generate(handle, ptr, n, make, words_per_value):
+def _generate(handle, ptr, n, make, words_per_value, dtype=None):
     from ._memory import host_view
     g = _gen(handle)
     seed, start = g["seed"], g["offset"]
     g["offset"] += words_per_value * n
-    dtype = np.float64 if words_per_value == 2 else np.float32
+    if dtype is None:
+        dtype = np.float64 if words_per_value == 2 else np.float32
     out = host_view(ptr, (n,), dtype)
     _device.run(lambda: np.copyto(out, make(seed, start, n)))  # a capture bakes the offset
+
+
+def generate(handle, ptr, n):
+    """Raw 32-bit words (cuRAND's curandGenerate)."""
+    _generate(handle, ptr, n, _words, 1, np.uint32)
 
 
 def generateUniform(handle, ptr, n):
