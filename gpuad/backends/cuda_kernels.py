@@ -21,9 +21,15 @@ _LOCAL_INCLUDE = re.compile(r'^#include "([\w.]+)"$', re.MULTILINE)
 
 def module_source(name):
     """``kernels/<name>.cu`` with its local includes inlined: NVRTC then needs no search
-    path, and CuPy's cache key (the text) changes when a header does."""
-    return _LOCAL_INCLUDE.sub(lambda m: (kernels_dir() / m.group(1)).read_text(),
-                              cuda_source(name))
+    path, and CuPy's cache key (the text) changes when a header does. ``#line``
+    directives keep compiler messages pointing at the right file and line."""
+    text = cuda_source(name)
+
+    def inline(m):
+        after = text.count("\n", 0, m.start()) + 2  # the line after the #include
+        header = (kernels_dir() / m.group(1)).read_text()
+        return f'#line 1 "{m.group(1)}"\n{header}\n#line {after} "{name}.cu"'
+    return f'#line 1 "{name}.cu"\n' + _LOCAL_INCLUDE.sub(inline, text)
 
 
 def _row_threads(c):

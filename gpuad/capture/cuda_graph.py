@@ -103,7 +103,13 @@ class GraphedProgram:
 
 
 def _segments(program):
-    """``[(device steps, .grad steps, call step or None)]``: the program cut at its calls."""
+    """``[(device steps, .grad steps, call step or None)]``: the program cut at its calls.
+
+    A ``.grad`` step runs after its stretch's graph, so the arrays it reads must outlive
+    the capture: device steps keep every slot a ``.grad`` step reads (in program order, a
+    later device step may be its last use and drop it)."""
+    host_reads = {i for k, (_, ins, _, _) in enumerate(program.steps)
+                  if program.host_steps.get(k) == "grad" for i in ins}
     segments, device, grads = [], [], []
     for k, step in enumerate(program.steps):
         kind = program.host_steps.get(k)
@@ -113,6 +119,7 @@ def _segments(program):
         elif kind == "grad":
             grads.append(step)
         else:
-            device.append(step)
+            run, ins, outs, drop = step
+            device.append((run, ins, outs, tuple(i for i in drop if i not in host_reads)))
     segments.append((tuple(device), tuple(grads), None))
     return segments

@@ -550,7 +550,7 @@ class ClampBy(Function):
         return [x <= hi, x > hi]
 
     def backward(self, gy):
-        zero = Tensor._make(self.xp.zeros((), gy.dtype), self.backend)
+        zero = Tensor._make(self.backend.constant(0, gy.dtype), self.backend)
         return tuple(sum_to(where(m, gy, zero), shape) if needed else None
                      for m, shape, needed in zip(self._masks(), self.shapes,
                                                  self.needs_input_grad))
