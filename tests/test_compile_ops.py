@@ -23,7 +23,7 @@ def _grads_step(fn):
         outs = out if isinstance(out, tuple) else (out,)
         loss = None
         for k, o in enumerate(outs):
-            term = (o * (gpuad.arange(o.numel(), dtype=o.dtype).reshape(o.shape) + k)).sum()
+            term = (o * (gpuad.arange(o.numel(), dtype=o.dtype, device=o.device).reshape(o.shape) + k)).sum()
             loss = term if loss is None else loss + term
         grads = gpuad.autograd.grad(loss, inputs, allow_unused=True)
         return (loss.detach(),) + tuple(grads)

@@ -236,8 +236,8 @@ def test_pow_gradients_at_special_points_match_torch(device, case):
 
 def test_pow_dtypes_match_torch(device):
     for case in (lambda lib, a: a ** 0.5, lambda lib, a: a ** 3, lambda lib, a: 2 ** a,
-                 lambda lib, a: 2.5 ** a, lambda lib, a: a ** lib.tensor(2.0),
-                 lambda lib, a: a ** lib.tensor([-1, 2, -3, 0, 1]),
+                 lambda lib, a: 2.5 ** a, lambda lib, a: a ** lib.tensor(2.0, device=a.device),
+                 lambda lib, a: a ** lib.tensor([-1, 2, -3, 0, 1], device=a.device),
                  lambda lib, a: (-2) ** (a - 3), lambda lib, a: (a > 0) ** 2,
                  lambda lib, a: (a > 1) ** True, lambda lib, a: (a > 1) ** 0.5):
         assert_same(case(gpuad, gpuad.tensor([2, 3, -1, 1, 0], device=device)),

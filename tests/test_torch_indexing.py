@@ -9,38 +9,39 @@ from torch_diff import assert_same, value_and_grads
 torch = pytest.importorskip("torch")
 
 
-def _idx(lib, values):
-    return lib.tensor(values)
+def _idx(lib, x, values):
+    """An index tensor on ``x``'s device."""
+    return lib.tensor(values, device=x.device)
 
 
 INDEX_CASES = {
-    "int_slice_tensor": lambda lib, x: x[0, :, _idx(lib, [1, 2, 1])],
-    "slice_int_slice_tensor": lambda lib, x: x[:, 0, :, _idx(lib, [1, 2])],
-    "tensor_slice_int": lambda lib, x: x[_idx(lib, [1, 0]), :, 0],
-    "int_tensor": lambda lib, x: x[0, _idx(lib, [1, 2])],
-    "tensor_tensor": lambda lib, x: x[_idx(lib, [1, 0]), _idx(lib, [1, 2])],
-    "tensor_slice_tensor": lambda lib, x: x[_idx(lib, [1, 0]), :, _idx(lib, [1, 2])],
-    "slice_int_tensor": lambda lib, x: x[:, 0, _idx(lib, [1, 2])],
-    "slice_tensor_int": lambda lib, x: x[:, _idx(lib, [1, 2]), 0],
-    "int_slice_slice_tensor": lambda lib, x: x[0, :, :, _idx(lib, [1, 2])],
-    "int_none_slice_tensor": lambda lib, x: x[0, None, :, _idx(lib, [1, 2])],
-    "int_ellipsis_tensor": lambda lib, x: x[0, ..., _idx(lib, [1, 2])],
+    "int_slice_tensor": lambda lib, x: x[0, :, _idx(lib, x, [1, 2, 1])],
+    "slice_int_slice_tensor": lambda lib, x: x[:, 0, :, _idx(lib, x, [1, 2])],
+    "tensor_slice_int": lambda lib, x: x[_idx(lib, x, [1, 0]), :, 0],
+    "int_tensor": lambda lib, x: x[0, _idx(lib, x, [1, 2])],
+    "tensor_tensor": lambda lib, x: x[_idx(lib, x, [1, 0]), _idx(lib, x, [1, 2])],
+    "tensor_slice_tensor": lambda lib, x: x[_idx(lib, x, [1, 0]), :, _idx(lib, x, [1, 2])],
+    "slice_int_tensor": lambda lib, x: x[:, 0, _idx(lib, x, [1, 2])],
+    "slice_tensor_int": lambda lib, x: x[:, _idx(lib, x, [1, 2]), 0],
+    "int_slice_slice_tensor": lambda lib, x: x[0, :, :, _idx(lib, x, [1, 2])],
+    "int_none_slice_tensor": lambda lib, x: x[0, None, :, _idx(lib, x, [1, 2])],
+    "int_ellipsis_tensor": lambda lib, x: x[0, ..., _idx(lib, x, [1, 2])],
     "int_slice_list": lambda lib, x: x[0, :, [1, 2]],
     "int_slice_nested_list": lambda lib, x: x[0, :, [[1, 2], [0, 0]]],
-    "int_slice_tensor_int": lambda lib, x: x[0, :, _idx(lib, [1, 2]), 0],
-    "int_slice_mask": lambda lib, x: x[0, :, _idx(lib, [True, False, True, False])],
-    "int0d_slice_tensor": lambda lib, x: x[_idx(lib, 0), :, _idx(lib, [1, 2])],
-    "neg_int_slice_tensor_slice": lambda lib, x: x[-1, :, _idx(lib, [[3], [0]]), 1:],
-    "tensor_int_slice_tensor": lambda lib, x: x[_idx(lib, [1]), 0, :, _idx(lib, [2, 4])],
+    "int_slice_tensor_int": lambda lib, x: x[0, :, _idx(lib, x, [1, 2]), 0],
+    "int_slice_mask": lambda lib, x: x[0, :, _idx(lib, x, [True, False, True, False])],
+    "int0d_slice_tensor": lambda lib, x: x[_idx(lib, x, 0), :, _idx(lib, x, [1, 2])],
+    "neg_int_slice_tensor_slice": lambda lib, x: x[-1, :, _idx(lib, x, [[3], [0]]), 1:],
+    "tensor_int_slice_tensor": lambda lib, x: x[_idx(lib, x, [1]), 0, :, _idx(lib, x, [2, 4])],
     "empty_list": lambda lib, x: x[[]],
     "empty_list_second": lambda lib, x: x[:, []],
     "bool_list": lambda lib, x: x[[True, False]],
-    "empty_tensor_index": lambda lib, x: x[lib.tensor([], dtype=lib.int64)],
+    "empty_tensor_index": lambda lib, x: x[lib.tensor([], dtype=lib.int64, device=x.device)],
     "int_slice_true": lambda lib, x: x[0, :, True],
     "true_int": lambda lib, x: x[True, 0],
-    "int_slice_false_tensor": lambda lib, x: x[0, :, False, _idx(lib, [1])],
-    "ellipsis_int_slice_tensor": lambda lib, x: x[..., 0, :, _idx(lib, [0, 1])],
-    "int_slice_0d_tensor": lambda lib, x: x[0, :, _idx(lib, 1)],
+    "int_slice_false_tensor": lambda lib, x: x[0, :, False, _idx(lib, x, [1])],
+    "ellipsis_int_slice_tensor": lambda lib, x: x[..., 0, :, _idx(lib, x, [0, 1])],
+    "int_slice_0d_tensor": lambda lib, x: x[0, :, _idx(lib, x, 1)],
 }
 
 
@@ -128,10 +129,10 @@ def _random_index(rng, shape):
     return items
 
 
-def _build(lib, items):
+def _build(lib, items, device="cpu"):
     out = []
     for kind, v in items:
-        out.append(lib.tensor(v) if kind in ("tensor", "mask") else v)
+        out.append(lib.tensor(v, device=device) if kind in ("tensor", "mask") else v)
     return tuple(out)
 
 
@@ -148,9 +149,9 @@ def test_random_mixed_indices_match_torch(device):
             t_out = tx[_build(torch, items)]
         except (IndexError, RuntimeError, ValueError):
             with pytest.raises((IndexError, RuntimeError, ValueError)):
-                gx[_build(gpuad, items)]
+                gx[_build(gpuad, items, device)]
             continue
-        g_out = gx[_build(gpuad, items)]
+        g_out = gx[_build(gpuad, items, device)]
         assert_same(g_out, t_out, what=f"trial {trial}: {items}")
         weights = rng.standard_normal(tuple(t_out.shape))
         (t_out * torch.tensor(weights)).sum().backward()
