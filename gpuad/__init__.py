@@ -15,8 +15,8 @@ from .dtypes import (bool_ as bool, float16, float32, float64, int32, int64,  # 
 from .factories import (arange, empty, empty_like, from_numpy, full, full_like, ones,
                         ones_like, rand, rand_like, randint, randn, randn_like, randperm,
                         tensor, zeros, zeros_like)
-from .ops.elementwise import (abs, clamp, exp, gelu, leaky_relu, log, maximum, minimum,
-                              relu, sigmoid, sign, softplus, sqrt, tanh, where)
+from .ops.activation import *  # noqa: F401, F403  (relu, gelu, ...: one per activation)
+from .ops.elementwise import abs, clamp, exp, log, maximum, minimum, sign, sqrt, where
 from .ops.linalg import matmul
 from .ops.nn import log_softmax, softmax
 from .ops.reduce import argmax, argmin, logsumexp, max, mean, min, sum, var

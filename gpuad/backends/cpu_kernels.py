@@ -9,8 +9,9 @@ import functools
 import numba
 import numpy as np
 
+from ..activations import ACTIVATION_CODES, saves_output
 from ..kernels_loader import load
-from .base import ACTIVATION_CODES, adam_scalars, bias_vector, fusable, saves_output
+from .base import adam_scalars, bias_vector, fusable
 
 #: Below this many elements NumPy wins: a Numba parallel launch costs ~13 us on 2 cores,
 #: NumPy's relu backward ~14 us at 16384 elements (benchmarks/bench_kernels.py).

@@ -1,0 +1,98 @@
+"""Activation ops: one op for every entry of the activation table (``gpuad.activations``),
+the functions users call (``relu``, ``leaky_relu``, ...: one per entry), and softplus."""
+import inspect
+from types import SimpleNamespace
+
+from .. import activations
+from ..autograd.function import Function
+from .elementwise import _floating, erf, exp, maximum, where
+
+
+class ActivationOp(Function):
+    """``activation(x)`` for a table entry and its parameter: forward is the entry's
+    formula on the backend's arrays, backward its formula on Tensors (differentiable),
+    fused_backward the backend's ``act_backward`` kernel."""
+
+    def __init__(self, activation, param):
+        self.activation, self.param = activation, param
+
+    @property
+    def name(self):
+        return self.activation.op_name
+
+    def forward(self, x):
+        act = self.activation
+        y = act.forward(self.backend.math, x, self.param)
+        self.save_for_backward(y if act.saves_output(self.param) else x)
+        return y
+
+    def backward(self, gy):
+        s, = self.saved_tensors
+        return self.activation.backward(TENSOR_MATH, gy, s, self.param)
+
+    def fused_backward(self, gy):
+        s, = self.saved_tensors
+        return self.call_kernel(self.backend.act_backward, gy, s, self.activation.name,
+                                self.param)
+
+    jvp = backward  # elementwise: the tangent is scaled like the gradient
+
+
+def activate(act, x, param):
+    """The op of table entry ``act`` with parameter ``param`` (a checked float) on ``x``."""
+    if not act.keeps_integers:
+        x = _floating(x)
+    return ActivationOp(act, param).apply(x)
+
+
+def _function(act):
+    """The function users call for ``act``: ``relu(input)``, ``leaky_relu(input,
+    negative_slope=0.01)``."""
+    def function(input, *args, **kwargs):
+        return activate(act, input, act.bind(args, kwargs, act.name))
+
+    function.__name__ = function.__qualname__ = act.name
+    function.__module__ = __name__
+    function.__doc__ = f"{act.doc}, elementwise."
+    params = [inspect.Parameter("input", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    if act.param is not None:
+        params.append(inspect.Parameter(act.param, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                        default=act.default))
+    function.__signature__ = inspect.Signature(params)
+    return function
+
+
+FUNCTIONS = {name: _function(act) for name, act in activations.TABLE.items()}
+globals().update(FUNCTIONS)
+
+#: The math namespace of the table's formulas on Tensors (see ``gpuad.activations``).
+TENSOR_MATH = SimpleNamespace(where=where, exp=exp, erf=erf, maximum=maximum,
+                              tanh=FUNCTIONS["tanh"], sigmoid=FUNCTIONS["sigmoid"],
+                              scalar=lambda a: float)
+
+
+class Softplus(Function):
+    """``log(1 + exp(beta x)) / beta``, linear above ``threshold`` as in PyTorch."""
+
+    def __init__(self, beta, threshold):
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        xp, bx = self.xp, x * x.dtype.type(self.beta)
+        soft = xp.logaddexp(x.dtype.type(0), bx) / x.dtype.type(self.beta)
+        return xp.where(bx > self.threshold, x, soft)
+
+    def backward(self, gy):
+        x, = self.saved_tensors
+        bx = x * self.beta
+        return gy * where(bx > self.threshold, 1.0, TENSOR_MATH.sigmoid(bx))
+
+    jvp = backward
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    return Softplus(beta, threshold).apply(_floating(x))
+
+
+__all__ = [*FUNCTIONS, "softplus"]
