@@ -55,18 +55,22 @@ class Activation:
 
     def bind(self, args, kwargs, caller):
         """The parameter given by a call's extra arguments (the default when none)."""
-        if not args and not kwargs:
-            return self.default
-        names = () if self.param is None else (self.param,)
-        if len(args) + len(kwargs) > len(names) or any(k not in names for k in kwargs):
-            wants = f"one parameter, {self.param}" if names else "no parameter"
-            got = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
-            raise TypeError(f"{caller}: unexpected arguments {', '.join(got)}; {self.name} "
-                            f"takes {wants}")
-        return self.check(args[0] if args else kwargs[self.param])
+        if not kwargs:
+            if not args:
+                return self.default
+            if len(args) == 1 and self.param is not None:
+                return self.check(args[0])
+        elif not args and len(kwargs) == 1 and self.param in kwargs:
+            return self.check(kwargs[self.param])
+        wants = "no parameter" if self.param is None else f"one parameter, {self.param}"
+        got = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+        raise TypeError(f"{caller}: unexpected arguments {', '.join(got)}; {self.name} "
+                        f"takes {wants}")
 
     def check(self, value):
-        """``value`` as this activation's parameter (a float), or None for the default."""
+        """``value`` (None: the default) as this activation's parameter, a float."""
+        if type(value) is float and self.param is not None:
+            return value
         if value is None:
             return self.default
         if self.param is None:
@@ -119,11 +123,11 @@ ACTIVATION_CODES = {a.name: a.code for a in TABLE.values() if a.code is not None
 
 def get(name):
     """The table's entry for ``name``; a ValueError naming the known ones otherwise."""
-    act = TABLE.get(name) if isinstance(name, str) else None
-    if act is None:
+    try:
+        return TABLE[name]
+    except (KeyError, TypeError):
         raise ValueError(f"unknown activation {name!r}; the table knows "
-                         f"{', '.join(ACTIVATIONS)}")
-    return act
+                         f"{', '.join(TABLE)}") from None
 
 
 def saves_output(name, param):
