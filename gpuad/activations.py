@@ -18,6 +18,7 @@ An entry's formulas are written against a math namespace ``m``:
 scalar type; ``float`` for Tensors, which convert constants themselves).
 """
 import dataclasses
+import inspect
 import numbers
 from typing import Callable, Optional
 
@@ -52,6 +53,14 @@ class Activation:
     def op_name(self):
         """The op's name in graphs and reports: ``Relu``, ``LeakyRelu``, ..."""
         return "".join(part.capitalize() for part in self.name.split("_"))
+
+    def signature(self, first):
+        """The signature ``(first, <param>=<default>)`` of a call taking the parameter."""
+        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        params = [inspect.Parameter(first, kind)]
+        if self.param is not None:
+            params.append(inspect.Parameter(self.param, kind, default=self.default))
+        return inspect.Signature(params)
 
     def bind(self, args, kwargs, caller):
         """The parameter given by a call's extra arguments (the default when none)."""

@@ -7,8 +7,6 @@ then runs a ``Linear`` followed by the module as one fused op. The declaration h
 the ``forward`` of the class that makes it: a subclass that overrides ``forward`` is not
 fused unless it declares ``fused_name`` itself.
 """
-import inspect
-
 from .. import activations
 from ..ops.activation import activate
 from .module import Module
@@ -29,11 +27,7 @@ def _module_class(act):
     def extra_repr(self):
         return "" if act.param is None else f"{act.param}={getattr(self, act.param)}"
 
-    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
-    params = [inspect.Parameter("self", kind)]
-    if act.param is not None:
-        params.append(inspect.Parameter(act.param, kind, default=act.default))
-    __init__.__signature__ = inspect.Signature(params)
+    __init__.__signature__ = act.signature("self")
     cls = type(act.module, (Module,), {
         "__doc__": f"{act.doc}, elementwise: ``gpuad.nn.{act.module}()(x)``.",
         "__module__": __name__, "__init__": __init__, "forward": forward,

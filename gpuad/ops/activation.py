@@ -1,6 +1,5 @@
 """Activation ops: one op for every entry of the activation table (``gpuad.activations``),
 the functions users call (``relu``, ``leaky_relu``, ...: one per entry), and softplus."""
-import inspect
 from types import SimpleNamespace
 
 from .. import activations
@@ -54,11 +53,7 @@ def _function(act):
     function.__name__ = function.__qualname__ = act.name
     function.__module__ = __name__
     function.__doc__ = f"{act.doc}, elementwise."
-    params = [inspect.Parameter("input", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-    if act.param is not None:
-        params.append(inspect.Parameter(act.param, inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                        default=act.default))
-    function.__signature__ = inspect.Signature(params)
+    function.__signature__ = act.signature("input")
     return function
 
 
