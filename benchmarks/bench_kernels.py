@@ -33,8 +33,8 @@ if __name__ == "__main__":
 import numpy as np  # noqa: E402
 
 import gpuad  # noqa: E402
-from gpuad.backends import backend_for  # noqa: E402
 from gpuad.activations import ACTIVATION_CODES, saves_output  # noqa: E402
+from gpuad.backends import backend_for  # noqa: E402
 from gpuad.backends.base import Backend  # noqa: E402
 from gpuad.backends import cpu_kernels  # noqa: E402
 from common import machine_info, measure, per_call_us, write_json  # noqa: E402

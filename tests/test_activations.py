@@ -11,7 +11,7 @@ import gpuad
 from gpuad import activations, nn
 from gpuad.autograd import grad, jvp
 from gpuad.backends import backend_for, cpu_kernels
-from gpuad.ops.activation import ActivationOp
+from gpuad.ops import activation
 from gpuad.ops.fused import linear_act
 
 F = gpuad.nn.functional
@@ -180,7 +180,7 @@ def test_integer_inputs(torch):
 def test_bad_parameters_raise():
     x = gpuad.randn(2, 3)
     w = gpuad.randn(4, 3)
-    with pytest.raises(TypeError, match="relu: unexpected arguments 0.3; relu takes no "):
+    with pytest.raises(TypeError, match=r"relu\(\) takes 1 positional argument but 2"):
         gpuad.relu(x, 0.3)
     with pytest.raises(TypeError, match="negative_slope must be a real number, got str"):
         F.leaky_relu(x, "0.1")
@@ -217,11 +217,12 @@ def _silu():
 def test_an_entry_without_kernel_code_runs_every_path(torch, device, monkeypatch):
     act = _silu()
     monkeypatch.setitem(activations.TABLE, act.name, act)
+    monkeypatch.setitem(activation.OPS, act.name, activation.op_class(act))
     x, tx = _pair(torch, _values((5, 4)), gpuad.float64, device)
     w, tw = _pair(torch, _values((3, 4), 1), gpuad.float64, device)
     b, tb = _pair(torch, _values((3,), 2), gpuad.float64, device)
     tF = torch.nn.functional
-    for ours, theirs in ((ActivationOp(act, 0.0).apply(x), tF.silu(tx)),
+    for ours, theirs in ((activation.activate(act, x, 0.0), tF.silu(tx)),
                          (linear_act(x, w, b, "silu"), tF.silu(tF.linear(tx, tw, tb)))):
         _close(ours, theirs, gpuad.float64)
         gs = grad(ours.sum(), (x, w, b), allow_unused=True)  # the fused (reference) backward

@@ -9,8 +9,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from gpuad.backends import cuda_kernels
 from gpuad.activations import ACTIVATION_CODES
+from gpuad.backends import cuda_kernels
 from gpuad.backends.base import Backend
 from gpuad.kernels_loader import kernels_dir
 

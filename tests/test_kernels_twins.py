@@ -7,8 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from gpuad.backends import backend_for, cpu_kernels
 from gpuad.activations import ACTIVATION_CODES, saves_output
+from gpuad.backends import backend_for, cpu_kernels
 from gpuad.backends.base import Backend
 from gpuad.kernels_loader import kernels_dir, load
 

@@ -10,14 +10,11 @@ from .elementwise import _floating, erf, exp, maximum, where
 class ActivationOp(Function):
     """``activation(x)`` for a table entry and its parameter: forward is the entry's
     formula on the backend's arrays, backward its formula on Tensors (differentiable),
-    fused_backward the backend's ``act_backward`` kernel."""
+    fused_backward the backend's ``act_backward`` kernel. Each entry has its subclass in
+    ``OPS`` (``Relu``, ``LeakyRelu``, ...: the op's name in graphs and reports), which
+    sets ``activation``; an instance holds its ``param``."""
 
-    def __init__(self, activation, param):
-        self.activation, self.param = activation, param
-
-    @property
-    def name(self):
-        return self.activation.op_name
+    activation = None
 
     def forward(self, x):
         act = self.activation
@@ -37,18 +34,34 @@ class ActivationOp(Function):
     jvp = backward  # elementwise: the tangent is scaled like the gradient
 
 
+def op_class(act):
+    """The op of table entry ``act``: the subclass of ActivationOp named ``act.op_name``,
+    its ``param`` the entry's default until an instance sets it."""
+    return type(act.op_name, (ActivationOp,),
+                {"activation": act, "param": act.default, "__module__": __name__})
+
+
+OPS = {name: op_class(act) for name, act in activations.TABLE.items()}
+
+
 def activate(act, x, param):
     """The op of table entry ``act`` with parameter ``param`` (a checked float) on ``x``."""
-    if not act.keeps_integers:
-        x = _floating(x)
-    return ActivationOp(act, param).apply(x)
+    op = OPS[act.name]()
+    op.param = param
+    return op.apply(x if act.keeps_integers else _floating(x))
 
 
 def _function(act):
     """The function users call for ``act``: ``relu(input)``, ``leaky_relu(input,
     negative_slope=0.01)``."""
-    def function(input, *args, **kwargs):
-        return activate(act, input, act.bind(args, kwargs, act.name))
+    if act.param is None:
+        op = OPS[act.name]
+
+        def function(input):
+            return op().apply(input if act.keeps_integers else _floating(input))
+    else:
+        def function(input, *args, **kwargs):
+            return activate(act, input, act.bind(args, kwargs, act.name))
 
     function.__name__ = function.__qualname__ = act.name
     function.__module__ = __name__
