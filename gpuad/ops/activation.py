@@ -12,14 +12,14 @@ class ActivationOp(Function):
     formula on the backend's arrays, backward its formula on Tensors (differentiable),
     fused_backward the backend's ``act_backward`` kernel. Each entry has its subclass in
     ``OPS`` (``Relu``, ``LeakyRelu``, ...: the op's name in graphs and reports), which
-    sets ``activation``; an instance holds its ``param``."""
+    sets ``activation``, the default ``param`` and what backward takes at it
+    (``saves_output``); an instance with another ``param`` sets both."""
 
     activation = None
 
     def forward(self, x):
-        act = self.activation
-        y = act.forward(self.backend.math, x, self.param)
-        self.save_for_backward(y if act.saves_output(self.param) else x)
+        y = self.activation.forward(self.backend.math, x, self.param)
+        self.save_for_backward(y if self.saves_output else x)
         return y
 
     def backward(self, gy):
@@ -35,10 +35,10 @@ class ActivationOp(Function):
 
 
 def op_class(act):
-    """The op of table entry ``act``: the subclass of ActivationOp named ``act.op_name``,
-    its ``param`` the entry's default until an instance sets it."""
-    return type(act.op_name, (ActivationOp,),
-                {"activation": act, "param": act.default, "__module__": __name__})
+    """The op of table entry ``act``: the subclass of ActivationOp named ``act.op_name``."""
+    return type(act.op_name, (ActivationOp,), {
+        "activation": act, "param": act.default, "saves_output": act.saves_output(act.default),
+        "__module__": __name__})
 
 
 OPS = {name: op_class(act) for name, act in activations.TABLE.items()}
@@ -47,7 +47,8 @@ OPS = {name: op_class(act) for name, act in activations.TABLE.items()}
 def activate(act, x, param):
     """The op of table entry ``act`` with parameter ``param`` (a checked float) on ``x``."""
     op = OPS[act.name]()
-    op.param = param
+    if param != act.default:
+        op.param, op.saves_output = param, act.saves_output(param)
     return op.apply(x if act.keeps_integers else _floating(x))
 
 
