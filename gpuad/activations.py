@@ -6,9 +6,8 @@ fused op, and the backends' reference formulas that the kernels are tested again
 
 An entry's formulas are written against a math namespace ``m``:
 
-* ``forward(m, x, p, **out)``: the activation of ``x`` with parameter ``p``, on arrays
-  (``ArrayMath``); given ``out=x``, the result may overwrite ``x`` (a formula passes
-  ``**out`` on to its last ufunc, or ignores it).
+* ``forward(m, x, p, out=None)``: the activation of ``x`` with parameter ``p``, on arrays
+  (``ArrayMath``); ``out`` is None or ``x`` itself, which the result may overwrite.
 * ``backward(m, g, s, p)``: the gradient at the input from the output's gradient ``g`` and
   ``s``, the output where ``saves_output(p)`` and the input elsewhere; on arrays it is the
   reference of the fused backward kernels, on Tensors (``gpuad.ops.activation``) the
@@ -93,7 +92,7 @@ class Activation:
         return float(value)
 
 
-def _gelu(m, x, p, **out):
+def _gelu(m, x, p, out=None):
     t = m.scalar(x)
     return x * (t(0.5) * (1 + m.erf(x * t(SQRT1_2))))
 
@@ -107,22 +106,22 @@ def _gelu_backward(m, g, x, p):
 
 TABLE = {a.name: a for a in [
     Activation("relu", "ReLU", "``max(x, 0)``",
-               forward=lambda m, x, p, **out: m.maximum(x, 0, **out),
+               forward=lambda m, x, p, out=None: m.maximum(x, 0, out=out),
                backward=lambda m, g, y, p: g * (y > 0),
                code=0, keeps_integers=True),
     Activation("leaky_relu", "LeakyReLU",
                "``x`` where positive, ``negative_slope * x`` elsewhere",
-               forward=lambda m, x, p, **out: m.where(x > 0, x, x * m.scalar(x)(p)),
+               forward=lambda m, x, p, out=None: m.where(x > 0, x, x * m.scalar(x)(p)),
                backward=lambda m, g, s, p: m.where(s > 0, g, g * m.scalar(s)(p)),
                # with slope >= 0 the output has the input's sign: saving it is enough
                saves_output=lambda p: p >= 0, param="negative_slope", default=0.01, code=1),
     Activation("gelu", "GELU", "``x * Phi(x)``, the exact (erf) GELU", forward=_gelu,
                backward=_gelu_backward, saves_output=_never, code=2),
     Activation("tanh", "Tanh", "``tanh(x)``",
-               forward=lambda m, x, p, **out: m.tanh(x, **out),
+               forward=lambda m, x, p, out=None: m.tanh(x, out=out),
                backward=lambda m, g, y, p: g * (1 - y * y), code=3),
     Activation("sigmoid", "Sigmoid", "``1 / (1 + exp(-x))``",
-               forward=lambda m, x, p, **out: m.sigmoid(x),
+               forward=lambda m, x, p, out=None: m.sigmoid(x),
                backward=lambda m, g, y, p: g * y * (1 - y), code=4),
 ]}
 

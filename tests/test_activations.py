@@ -210,7 +210,7 @@ def _silu():
         s = m.sigmoid(x)
         return g * s * (1 + x * (1 - s))
     return activations.Activation("silu", "SiLU", "``x * sigmoid(x)``",
-                                  forward=lambda m, x, p, **out: x * m.sigmoid(x),
+                                  forward=lambda m, x, p, out=None: x * m.sigmoid(x),
                                   backward=backward, saves_output=lambda p: False)
 
 
