@@ -33,8 +33,9 @@ if __name__ == "__main__":
 import numpy as np  # noqa: E402
 
 import gpuad  # noqa: E402
+from gpuad.activations import ACTIVATION_CODES, saves_output  # noqa: E402
 from gpuad.backends import backend_for  # noqa: E402
-from gpuad.backends.base import ACTIVATIONS, Backend, saves_output  # noqa: E402
+from gpuad.backends.base import Backend  # noqa: E402
 from gpuad.backends import cpu_kernels  # noqa: E402
 from common import machine_info, measure, per_call_us, write_json  # noqa: E402
 
@@ -80,7 +81,7 @@ def cases(be, n, dtype=np.float32):
     z, b, gy = arr(rows, COLS), arr(COLS), arr(rows, COLS)
     cpu = be.name == "cpu"
     out = []
-    for act in ACTIVATIONS:
+    for act in ACTIVATION_CODES:
         s = Backend.bias_act(be, arr(rows, COLS), None, act)[1]
         out += [
             (f"bias_act {act}", 2 if saves_output(act, 0.01) else 3,

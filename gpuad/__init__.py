@@ -15,10 +15,11 @@ from .dtypes import (bool_ as bool, float16, float32, float64, int32, int64,  # 
 from .factories import (arange, empty, empty_like, from_numpy, full, full_like, ones,
                         ones_like, rand, rand_like, randint, randn, randn_like, randperm,
                         tensor, zeros, zeros_like)
+from .ops.activation import *  # noqa: F401, F403  (relu, gelu, ...: one per activation)
 from .ops.elementwise import (abs, bitwise_and, bitwise_left_shift, bitwise_not, bitwise_or,
-                              bitwise_right_shift, bitwise_xor, clamp, exp, gelu, leaky_relu,
-                              log, logical_and, logical_not, logical_or, logical_xor, maximum,
-                              minimum, relu, sigmoid, sign, softplus, sqrt, tanh, where)
+                              bitwise_right_shift, bitwise_xor, clamp, exp, log, logical_and,
+                              logical_not, logical_or, logical_xor, maximum, minimum, sign,
+                              sqrt, where)
 from .ops.linalg import matmul
 from .ops.nn import log_softmax, softmax
 from .ops.reduce import (all, amax, amin, any, argmax, argmin,  # noqa: A004 (PyTorch's names)

@@ -459,23 +459,8 @@ class Tensor(Conversions):
     def sign(self):
         return _ops.elementwise.sign(self)
 
-    def tanh(self):
-        return _ops.elementwise.tanh(self)
-
-    def sigmoid(self):
-        return _ops.elementwise.sigmoid(self)
-
-    def relu(self):
-        return _ops.elementwise.relu(self)
-
-    def leaky_relu(self, negative_slope=0.01):
-        return _ops.elementwise.leaky_relu(self, negative_slope)
-
-    def gelu(self):
-        return _ops.elementwise.gelu(self)
-
     def softplus(self, beta=1.0, threshold=20.0):
-        return _ops.elementwise.softplus(self, beta, threshold)
+        return _ops.activation.softplus(self, beta, threshold)
 
     def clamp(self, min=None, max=None):
         return _ops.elementwise.clamp(self, min, max)
@@ -655,4 +640,7 @@ class Tensor(Conversions):
 _FIELDS = tuple(name for name in Tensor.__slots__ if name != "__weakref__")
 
 from . import ops as _ops  # noqa: E402  (ops import Tensor: import them after it exists)
+for _name, _function in _ops.activation.FUNCTIONS.items():  # Tensor.relu, .gelu, ...
+    setattr(Tensor, _name, _function)
+del _name, _function
 from .autograd import api as _api  # noqa: E402  (api imports Tensor too)

@@ -162,6 +162,26 @@ def test_writing_past_an_array_is_caught_by_its_guard_zone():
         _kernel("out[-1] = 1.0f;")((1,), (1,), (cupy.zeros(7, np.float32),))
 
 
+@pytest.mark.skipif(SANITIZING and kernel_build.sanitizer() == "address",
+                    reason="AddressSanitizer stops the process at the first guard-zone access")
+def test_a_graph_replay_checks_each_array_as_its_kernel_was_given_it():
+    fill = _kernel("out[threadIdx.x] = 1.0f;")
+    s = cupy.cuda.Stream(non_blocking=True)
+    big, over = cupy.zeros(15, np.float32), cupy.zeros(7, np.float32)
+    with s:
+        s.begin_capture()
+        fill((1,), (15,), (big,))
+        fill((1,), (8,), (over,))  # one past the end
+        g = s.end_capture()
+    tail = _raw._memory.find(big.data.ptr).tail
+    _raw._memory.find(big.data.ptr).tail = 48  # a later, smaller tenant of big's block
+    try:
+        with pytest.raises(KernelFault, match=r"argument 0 \(float\*, 28 bytes\)"):
+            g.launch()  # the first launch writes its 60 bytes freely; the second is caught
+    finally:
+        _raw._memory.find(big.data.ptr).tail = tail
+
+
 # --- CuPy's launch: call form and argument conversion --------------------------------------
 _ECHO = ("double* out, double d, float f, long long q, int i, bool b, const float* p",
          "out[0] = d; out[1] = f; out[2] = q; out[3] = i; out[4] = b; out[5] = p ? p[0] : -7;")
@@ -273,7 +293,7 @@ def _twin_tests():
     """The float32 cases of the kernel tests of the suite, as (id, call): what a seeded bug
     must make fail (the first failure stops the run)."""
     import test_kernels_twins as t
-    from gpuad.backends.base import ACTIVATIONS
+    from gpuad.activations import ACTIVATIONS
     cases = []
     for act in ACTIVATIONS:
         for shape, bias in [((7, 5), (5,)), ((3, 4, 1023), (1023,)), ((1023,), (1023,))]:

@@ -7,27 +7,15 @@ overrides with a fused kernel (a Numba twin on CPU, CUDA C on GPU) where that pa
 formula here stays the specification the kernels are tested against and the fallback
 for what a kernel does not take (other dtypes, non-contiguous arrays).
 """
+import functools
 import math
 
 import numpy as np
 
-from .. import tracing
+from .. import activations, tracing
 from ..dtypes import float16, float32, float64, int64
 
-#: The activations of the fused kernels; the index is the code the kernels use.
-ACTIVATIONS = ("relu", "leaky_relu", "gelu", "tanh", "sigmoid")
-ACTIVATION_CODES = {name: i for i, name in enumerate(ACTIVATIONS)}
-
 _KERNEL_DTYPES = (float32, float64)  # dtypes, not names: dtype.name is slow Python
-_SQRT1_2 = 0.7071067811865476       # 1 / sqrt(2)
-_INV_SQRT_2PI = 0.3989422804014327  # 1 / sqrt(2 pi)
-
-
-def saves_output(activation, slope):
-    """True when the activation's backward needs only its output (else its input).
-
-    leaky_relu's output has its input's sign when ``slope >= 0``; gelu is not invertible."""
-    return activation != "gelu" and not (activation == "leaky_relu" and slope < 0)
 
 
 def fusable(*arrays):
@@ -208,51 +196,33 @@ class Backend:
         e = xp.exp(-xp.abs(x))
         return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
+    @functools.cached_property
+    def math(self):
+        """The namespace the activation table's formulas run on for this backend's arrays."""
+        return activations.ArrayMath(self)
+
     # --- activations: bias + activation forward, activation backward ----------------------
     def bias_act(self, z, b, activation, slope=0.01):
-        """``activation(z + b)`` for a matmul output ``z``, which it overwrites.
+        """``activation(z + b)`` for a matmul output ``z``, which it overwrites; ``slope``
+        is the activation's parameter (the table's formula ignores it where it has none).
 
         Returns ``(y, saved)``, ``saved`` being what ``act_backward`` takes: the output
         itself, written over ``z``, when ``saves_output(activation, slope)``; else the
         pre-activation ``z + b``, left in ``z`` (``y`` is then a new array).
         """
+        act = activations.get(activation)
         if b is not None:
             z += b
-        t, xp = z.dtype.type, self.xp
-        if activation == "relu":
-            y = xp.maximum(z, t(0), out=z)
-        elif activation == "tanh":
-            y = xp.tanh(z, out=z)
-        elif activation == "leaky_relu":
-            y = xp.where(z > 0, z, z * t(slope))
-        elif activation == "sigmoid":
-            y = self.sigmoid(z)
-        elif activation == "gelu":
-            y = z * (t(0.5) * (1 + self.erf(z * t(_SQRT1_2))))
-        else:
-            raise ValueError(_unknown(activation))
-        if not saves_output(activation, slope):
-            return y, z
+        if not act.saves_output(slope):
+            return act.forward(self.math, z, slope), z
+        y = act.forward(self.math, z, slope, out=z)
         if y is not z:
             z[...] = y
         return z, z
 
     def act_backward(self, gy, saved, activation, slope=0.01):
         """The gradient at the activation's input, from ``gy`` and what ``bias_act`` saved."""
-        xp, t, s = self.xp, saved.dtype.type, saved
-        if activation == "relu":
-            return gy * (s > 0)
-        if activation == "leaky_relu":
-            return xp.where(s > 0, gy, gy * t(slope))
-        if activation == "gelu":
-            cdf = t(0.5) * (1 + self.erf(s * t(_SQRT1_2)))
-            pdf = xp.exp(t(-0.5) * s * s) * t(_INV_SQRT_2PI)
-            return gy * (cdf + s * pdf)
-        if activation == "tanh":
-            return gy * (1 - s * s)
-        if activation == "sigmoid":
-            return gy * s * (1 - s)
-        raise ValueError(_unknown(activation))
+        return activations.get(activation).backward(self.math, gy, saved, slope)
 
     def act_bias_backward(self, gy, saved, activation, slope=0.01):
         """``act_backward`` and the bias gradient: its sum over all but the last axis."""
@@ -332,7 +302,3 @@ def _missing(backend, method):
     return NotImplementedError(f"{type(backend).__name__} does not implement "
                                f"Backend.{method}, which every device backend provides")
 
-
-def _unknown(activation):
-    return (f"unknown activation {activation!r}; the fused kernels know "
-            f"{', '.join(ACTIVATIONS)}")

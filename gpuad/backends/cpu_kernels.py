@@ -11,9 +11,10 @@ import functools
 
 import numpy as np
 
+from ..activations import ACTIVATION_CODES, saves_output
 from ..kernels_loader import load
 from . import cpu_threads
-from .base import ACTIVATION_CODES, adam_scalars, bias_vector, fusable, saves_output
+from .base import adam_scalars, bias_vector, fusable
 
 #: Below this many elements NumPy's reference wins or ties (serial twins, 4x8 to 256x784
 #: float32, benchmarks/NOTES.md): a twin call costs ~3 us, and the SGD and activation

@@ -11,8 +11,9 @@ import re
 
 import numpy as np
 
+from ..activations import ACTIVATION_CODES, saves_output
 from ..kernels_loader import cuda_source, kernels_dir
-from .base import ACTIVATION_CODES, adam_scalars, bias_vector, fusable, saves_output
+from .base import adam_scalars, bias_vector, fusable
 
 THREADS = 256
 _ENTRY_SUFFIX = {"float32": "f32", "float64": "f64"}

@@ -5,7 +5,8 @@
 >>> loss = gpuad.nn.CrossEntropyLoss()(model(x), y)
 """
 from . import functional, init  # noqa: F401
-from .activation import GELU, LeakyReLU, ReLU, Sigmoid, Tanh
+from . import activation as _activation
+from .activation import *  # noqa: F401, F403  (ReLU, GELU, ...: one per activation)
 from .container import Sequential
 from .dropout import Dropout
 from .flatten import Flatten
@@ -15,6 +16,5 @@ from .module import Module
 from .normalization import LayerNorm
 from .parameter import Parameter
 
-__all__ = ["Module", "Parameter", "Linear", "Sequential", "ReLU", "LeakyReLU", "GELU", "Tanh",
-           "Sigmoid", "Dropout", "Flatten", "LayerNorm", "CrossEntropyLoss", "MSELoss",
-           "functional", "init"]
+__all__ = ["Module", "Parameter", "Linear", "Sequential", *_activation.__all__, "Dropout",
+           "Flatten", "LayerNorm", "CrossEntropyLoss", "MSELoss", "functional", "init"]

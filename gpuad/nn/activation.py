@@ -1,59 +1,42 @@
-"""Activation modules. ``fused_name`` is the name ``ops.fused.linear_act`` knows the
-activation by, so that ``Sequential`` can fuse it with a preceding ``Linear``."""
-from . import functional as F
+"""Activation modules, one per entry of the activation table (``gpuad.activations``):
+``ReLU``, ``LeakyReLU(negative_slope=0.01)``, ``GELU``, ``Tanh``, ``Sigmoid``.
+
+``fused_name`` declares which table entry a module's ``forward`` computes, with the
+entry's parameter read from the attribute of that name (``negative_slope``); ``Sequential``
+then runs a ``Linear`` followed by the module as one fused op. The declaration holds for
+the ``forward`` of the class that makes it: a subclass that overrides ``forward`` is not
+fused unless it declares ``fused_name`` itself.
+"""
+from .. import activations
+from ..ops.activation import activate
 from .module import Module
 
 
-class ReLU(Module):
-    """``max(x, 0)`` elementwise. ``gpuad.nn.ReLU()(gpuad.tensor([-1., 2.]))`` → [0, 2]."""
-
-    fused_name = "relu"
-
-    def forward(self, x):
-        return F.relu(x)
-
-
-class LeakyReLU(Module):
-    """``x`` where positive, ``negative_slope * x`` elsewhere. ``gpuad.nn.LeakyReLU(0.1)``"""
-
-    def __init__(self, negative_slope=0.01):
-        super().__init__()
-        self.negative_slope = float(negative_slope)
-
-    @property
-    def fused_name(self):
-        # the fused op knows only the default slope
-        return "leaky_relu" if self.negative_slope == 0.01 else None
+def _module_class(act):
+    """The ``nn.Module`` class of table entry ``act``."""
+    def __init__(self, *args, **kwargs):
+        Module.__init__(self)
+        param = act.bind(args, kwargs, act.module)
+        if act.param is not None:
+            setattr(self, act.param, param)
 
     def forward(self, x):
-        return F.leaky_relu(x, self.negative_slope)
+        param = act.default if act.param is None else act.check(getattr(self, act.param))
+        return activate(act, x, param)
 
     def extra_repr(self):
-        return f"negative_slope={self.negative_slope}"
+        return "" if act.param is None else f"{act.param}={getattr(self, act.param)}"
+
+    __init__.__signature__ = act.signature("self")
+    cls = type(act.module, (Module,), {
+        "__doc__": f"{act.doc}, elementwise: ``gpuad.nn.{act.module}()(x)``.",
+        "__module__": __name__, "__init__": __init__, "forward": forward,
+        "extra_repr": extra_repr, "fused_name": act.name})
+    for method in (__init__, forward, extra_repr):
+        method.__qualname__ = f"{act.module}.{method.__name__}"
+    return cls
 
 
-class GELU(Module):
-    """``x * Phi(x)`` (the exact, erf-based GELU). ``gpuad.nn.GELU()(x)``"""
-
-    fused_name = "gelu"
-
-    def forward(self, x):
-        return F.gelu(x)
-
-
-class Tanh(Module):
-    """``tanh(x)`` elementwise. ``gpuad.nn.Tanh()(x)``"""
-
-    fused_name = "tanh"
-
-    def forward(self, x):
-        return F.tanh(x)
-
-
-class Sigmoid(Module):
-    """``1 / (1 + exp(-x))`` elementwise. ``gpuad.nn.Sigmoid()(x)``"""
-
-    fused_name = "sigmoid"
-
-    def forward(self, x):
-        return F.sigmoid(x)
+MODULES = {act.module: _module_class(act) for act in activations.TABLE.values()}
+globals().update(MODULES)
+__all__ = list(MODULES)

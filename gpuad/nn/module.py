@@ -1,5 +1,5 @@
 """``Module``: the base of layers and models (parameters, children, modes, devices,
-state dicts, forward hooks, repr), shaped like ``torch.nn.Module``."""
+state dicts, forward hooks and pre-hooks, repr), shaped like ``torch.nn.Module``."""
 from collections import OrderedDict, namedtuple
 
 from ..autograd import grad_mode
@@ -31,6 +31,7 @@ class Module(Conversions):
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_forward_hooks", [])
+        object.__setattr__(self, "_forward_pre_hooks", [])
 
     # --- attributes: parameters and sub-modules are registered on assignment ------------
     def __setattr__(self, name, value):
@@ -83,6 +84,10 @@ class Module(Conversions):
             tape = tracing.active()
             if tape is not None:
                 tape.on_module(self)  # a replay holds while its training flag does
+        for hook in tuple(self._forward_pre_hooks):
+            replaced = hook(self, args)
+            if replaced is not None:
+                args = replaced if isinstance(replaced, tuple) else (replaced,)
         out = self.forward(*args, **kwargs)
         for hook in tuple(self._forward_hooks):
             replaced = hook(self, args, out)
@@ -93,11 +98,12 @@ class Module(Conversions):
     def register_forward_hook(self, hook):
         """Call ``hook(module, args, output)`` after every forward; a returned value
         replaces the output. Returns a handle whose ``remove()`` takes the hook off."""
-        if not callable(hook):
-            raise TypeError(f"hook must be callable, got {type(hook).__name__}")
-        self._forward_hooks.append(hook)
-        tracing.state_changed()
-        return RemovableHandle(self._forward_hooks, hook)
+        return _register(self._forward_hooks, hook)
+
+    def register_forward_pre_hook(self, hook):
+        """Call ``hook(module, args)`` before every forward; a returned value replaces the
+        positional arguments (a tuple, or one value). Returns a removable handle."""
+        return _register(self._forward_pre_hooks, hook)
 
     # --- walking the tree ----------------------------------------------------------------
     def named_children(self):
@@ -223,6 +229,14 @@ class Module(Conversions):
         if not children and len(lines) <= 1:
             return f"{type(self).__name__}({''.join(lines)})"
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines + children) + "\n)"
+
+
+def _register(hooks, hook):
+    if not callable(hook):
+        raise TypeError(f"hook must be callable, got {type(hook).__name__}")
+    hooks.append(hook)
+    tracing.state_changed()
+    return RemovableHandle(hooks, hook)
 
 
 def _walk(module, prefix, seen):

@@ -1,4 +1,4 @@
-"""Elementwise ops: arithmetic, activations, comparisons.
+"""Elementwise ops: arithmetic, math functions, comparisons (activations: activation.py).
 
 Binary ops broadcast like NumPy and promote dtypes like PyTorch; their backward sums
 each gradient back to its input's shape (``sum_to``).
@@ -386,88 +386,6 @@ class Abs(_Unary):
         return gy * sign(x)
 
 
-class Tanh(_Unary):
-    def forward(self, x):
-        y = self.xp.tanh(x)
-        self.save_for_backward(y)
-        return y
-
-    def backward(self, gy):
-        y, = self.saved_tensors
-        return gy * (1 - y * y)
-
-    def fused_backward(self, gy):
-        y, = self.saved_tensors
-        return self.call_kernel(self.backend.act_backward, gy, y, "tanh")
-
-
-class Sigmoid(_Unary):
-    def forward(self, x):
-        y = self.backend.sigmoid(x)
-        self.save_for_backward(y)
-        return y
-
-    def backward(self, gy):
-        y, = self.saved_tensors
-        return gy * y * (1 - y)
-
-    def fused_backward(self, gy):
-        y, = self.saved_tensors
-        return self.call_kernel(self.backend.act_backward, gy, y, "sigmoid")
-
-
-class Relu(_Unary):
-    def forward(self, x):
-        y = self.xp.maximum(x, 0)
-        self.save_for_backward(y)
-        return y
-
-    def backward(self, gy):
-        y, = self.saved_tensors
-        return gy * (y > 0)
-
-    def fused_backward(self, gy):
-        y, = self.saved_tensors
-        return self.call_kernel(self.backend.act_backward, gy, y, "relu")
-
-
-class LeakyRelu(_Unary):
-    def __init__(self, slope):
-        self.slope = slope
-
-    def forward(self, x):
-        y = self.xp.where(x > 0, x, x * x.dtype.type(self.slope))
-        # with slope >= 0 the output has the input's sign: saving it is enough
-        self.save_for_backward(y if self.slope >= 0 else x)
-        return y
-
-    def backward(self, gy):
-        s, = self.saved_tensors
-        return where(s > 0, gy, gy * self.slope)
-
-    def fused_backward(self, gy):
-        s, = self.saved_tensors
-        return self.call_kernel(self.backend.act_backward, gy, s, "leaky_relu", self.slope)
-
-
-class Gelu(_Unary):
-    """GELU with the exact erf form (PyTorch's default)."""
-
-    def forward(self, x):
-        self.save_for_backward(x)
-        return x * (0.5 * (1 + self.backend.erf(x * x.dtype.type(0.7071067811865476))))
-
-    def backward(self, gy):
-        x, = self.saved_tensors
-        cdf = 0.5 * (1 + erf(x * 0.7071067811865476))
-        pdf = exp(-0.5 * x * x) * 0.3989422804014327
-        return gy * (cdf + x * pdf)
-
-    def fused_backward(self, gy):
-        x, = self.saved_tensors
-        return self.call_kernel(self.backend.act_backward, gy, x, "gelu")
-
-
 class Erf(_Unary):
     def forward(self, x):
         self.save_for_backward(x)
@@ -476,24 +394,6 @@ class Erf(_Unary):
     def backward(self, gy):
         x, = self.saved_tensors
         return gy * (1.1283791670955126 * exp(-x * x))
-
-
-class Softplus(_Unary):
-    """``log(1 + exp(beta x)) / beta``, linear above ``threshold`` as in PyTorch."""
-
-    def __init__(self, beta, threshold):
-        self.beta, self.threshold = beta, threshold
-
-    def forward(self, x):
-        self.save_for_backward(x)
-        xp, bx = self.xp, x * x.dtype.type(self.beta)
-        soft = xp.logaddexp(x.dtype.type(0), bx) / x.dtype.type(self.beta)
-        return xp.where(bx > self.threshold, x, soft)
-
-    def backward(self, gy):
-        x, = self.saved_tensors
-        bx = x * self.beta
-        return gy * where(bx > self.threshold, 1.0, sigmoid(bx))
 
 
 class Clamp(_Unary):
@@ -587,32 +487,8 @@ def abs(x):
     return Abs().apply(x)
 
 
-def tanh(x):
-    return Tanh().apply(_floating(x))
-
-
-def sigmoid(x):
-    return Sigmoid().apply(_floating(x))
-
-
-def relu(x):
-    return Relu().apply(x)
-
-
-def leaky_relu(x, negative_slope=0.01):
-    return LeakyRelu(negative_slope).apply(_floating(x))
-
-
-def gelu(x):
-    return Gelu().apply(_floating(x))
-
-
 def erf(x):
     return Erf().apply(_floating(x))
-
-
-def softplus(x, beta=1.0, threshold=20.0):
-    return Softplus(beta, threshold).apply(_floating(x))
 
 
 def clamp(x, min=None, max=None):

@@ -1,23 +1,18 @@
 """Fused layer ops: a Linear layer and its activation in one op.
 
-``linear_act(x, w, b, "relu")`` equals ``relu(x @ w.T + b)``: one matmul, then the
-backend's fused bias + activation written over the matmul's output; backward is one fused
-pass (activation and bias gradients) and the two matmuls.
+``linear_act(x, w, b, "relu")`` equals ``relu(x @ w.T + b)`` for any activation of the
+table (``gpuad.activations``) and its parameter: one matmul, then the backend's fused bias
++ activation written over the matmul's output; backward is one fused pass (activation and
+bias gradients) and the two matmuls.
 """
 import math
 
-from .. import dtypes
+from .. import activations, dtypes
 from ..autograd.function import Function
-from ..backends.base import saves_output
 from ..tensor import Tensor
-from .elementwise import erf, exp, gelu, leaky_relu, relu, sigmoid, tanh, where
+from .activation import TENSOR_MATH, activate
 from .linalg import matmul
 from .shape import expand, reshape
-
-ACTIVATIONS = {"relu": relu, "leaky_relu": leaky_relu, "gelu": gelu, "tanh": tanh,
-               "sigmoid": sigmoid, None: None}
-#: leaky_relu's negative slope in ``linear_act`` (PyTorch's default).
-SLOPE = 0.01
 
 
 def linear(x, weight, bias=None):
@@ -31,19 +26,22 @@ def linear(x, weight, bias=None):
     return y + bias
 
 
-def linear_act(x, weight, bias, activation):
-    """``activation(linear(x, weight, bias))`` for activation in ``ACTIVATIONS``.
+def linear_act(x, weight, bias, activation, param=None):
+    """``activation(linear(x, weight, bias))`` for an activation of the table (or None)
+    with its parameter (leaky_relu's negative slope; None: the default).
 
     One fused op for a 2-D weight and a bias of shape (out,) or None, all of one floating
     dtype; other operands take the composite ops (same result)."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"linear_act: unknown activation {activation!r}; expected one of "
-                         f"{sorted(a for a in ACTIVATIONS if a)}")
     if activation is None:
         return linear(x, weight, bias)
+    try:
+        act = activations.get(activation)
+    except ValueError as e:
+        raise ValueError(f"linear_act: {e}") from None
+    param = act.check(param)
     if not _fusable(x, weight, bias):
-        return ACTIVATIONS[activation](linear(x, weight, bias))
-    op = LinearAct(activation)
+        return activate(act, linear(x, weight, bias), param)
+    op = LinearAct(act, param)
     return op.apply(x, weight) if bias is None else op.apply(x, weight, bias)
 
 
@@ -56,20 +54,22 @@ def _fusable(x, w, b):
 
 
 class LinearAct(Function):
-    """``activation(x @ w.T + b)``, ``b`` optional.
+    """``activation(x @ w.T + b)``, ``b`` optional, for a table entry and its parameter.
 
-    Saves the activation's output (its input for gelu) and ``x`` / ``w`` only where the
-    other's gradient needs them. gelu also keeps ``x``, ``w`` and ``b``: a double backward
-    rebuilds its input from them, as its output does not give it back.
+    Saves the activation's output (its input where its backward takes the input: gelu,
+    leaky_relu with a negative slope) and ``x`` / ``w`` only where the other's gradient
+    needs them. An activation saving its input also keeps ``x``, ``w`` and ``b``: a double
+    backward rebuilds its input from them, as its output does not give it back.
     """
 
-    def __init__(self, activation):
-        self.activation = activation
+    def __init__(self, activation, param):
+        self.activation, self.param = activation, param
 
     def forward(self, x, w, b=None):
         nx, nw = self.needs_input_grad[:2]
-        y, saved = self.backend.bias_act(self.backend.matmul(x, w.T), b, self.activation, SLOPE)
-        if saves_output(self.activation, SLOPE):
+        y, saved = self.backend.bias_act(self.backend.matmul(x, w.T), b, self.activation.name,
+                                         self.param)
+        if self.activation.saves_output(self.param):
             self.save_for_backward(x if nw else None, w if nx else None, None, saved)
         else:
             self.save_for_backward(x, w, b, saved)
@@ -77,18 +77,21 @@ class LinearAct(Function):
 
     def backward(self, gy):
         x, w, b, saved = self.saved_tensors
-        gz = self._activation_grad(gy, x, w, b, saved)
+        if not self.activation.saves_output(self.param):
+            saved = linear(x, w, b)  # the pre-activation, now in the graph
+        gz = self._activation_grad(gy, saved)
         gb = _rows(gz).sum(0) if self._needs_bias_grad() else None
         return self._linear_grads(gz, gb, x, w)
 
     def fused_backward(self, gy):
         x, w, _, saved = self.saved_tensors
+        name = self.activation.name
         if self._needs_bias_grad():
-            gz, gb = self.call_kernel(self.backend.act_bias_backward, gy, saved,
-                                      self.activation, SLOPE)
+            gz, gb = self.call_kernel(self.backend.act_bias_backward, gy, saved, name,
+                                      self.param)
         else:
-            gz, gb = self.call_kernel(self.backend.act_backward, gy, saved, self.activation,
-                                      SLOPE), None
+            gz, gb = self.call_kernel(self.backend.act_backward, gy, saved, name,
+                                      self.param), None
         return self._linear_grads(gz, gb, x, w)
 
     def jvp(self, tx, tw, tb=None):
@@ -100,13 +103,12 @@ class LinearAct(Function):
             tz = tz + t
         if tz.shape != saved.shape:
             tz = expand(tz, saved.shape)
-        return _activation_grad(self.activation, tz, saved)  # saved: output, or gelu's input
+        return self._activation_grad(tz, saved)
 
-    def _activation_grad(self, gy, x, w, b, saved):
-        """The activation's gradient from Tensor ops (differentiable again)."""
-        if not saves_output(self.activation, SLOPE):
-            saved = linear(x, w, b)  # the pre-activation, now in the graph
-        return _activation_grad(self.activation, gy, saved)
+    def _activation_grad(self, gy, saved):
+        """The activation's gradient from Tensor ops (differentiable again), from what it
+        saved: its output or its input."""
+        return self.activation.backward(TENSOR_MATH, gy, saved, self.param)
 
     def _needs_bias_grad(self):
         return len(self.needs_input_grad) == 3 and self.needs_input_grad[2]
@@ -123,17 +125,3 @@ def _rows(t):
     is 0, as for a Linear layer without inputs)."""
     return reshape(t, (math.prod(t.shape[:-1]), t.shape[-1]))
 
-
-def _activation_grad(activation, gy, s):
-    """The activation's gradient from Tensor ops (differentiable again), from its output,
-    or its input for gelu: the composite rules of the elementwise activation ops."""
-    if activation == "relu":
-        return gy * (s > 0)
-    if activation == "leaky_relu":
-        return where(s > 0, gy, gy * SLOPE)
-    if activation == "gelu":
-        cdf = 0.5 * (1 + erf(s * 0.7071067811865476))
-        return gy * (cdf + s * (exp(-0.5 * s * s) * 0.3989422804014327))
-    if activation == "tanh":
-        return gy * (1 - s * s)
-    return gy * s * (1 - s)

@@ -161,15 +161,26 @@ class RawKernel:
         capture = _device.capture() if stream is None else \
             _device._capturing.get(stream.ptr)
 
+        # each array as the kernel is given it: in a graph replay, a block may have a later,
+        # smaller tenant by then (reused in stream order), whose end is not this kernel's
+        tails = [raw.tail for _, _, raw in raws]
+
         def run():
-            before = [raw.snapshot() for _, _, raw in raws]
-            err = ctypes.create_string_buffer(4096)
-            with _asan_guards(raws):
-                failed = self._launch(argv, dims, TIMEOUT_S, err, len(err))
-            if failed:
-                raise KernelFault(f"{self.name}<<<{grid}, {block}>>>: "
-                                  f"{err.value.decode(errors='replace')}")
-            self._check_guards(raws, before)
+            now = [raw.tail for _, _, raw in raws]
+            for (_, _, raw), tail in zip(raws, tails):
+                raw.tail = tail
+            try:
+                before = [raw.snapshot() for _, _, raw in raws]
+                err = ctypes.create_string_buffer(4096)
+                with _asan_guards(raws):
+                    failed = self._launch(argv, dims, TIMEOUT_S, err, len(err))
+                if failed:
+                    raise KernelFault(f"{self.name}<<<{grid}, {block}>>>: "
+                                      f"{err.value.decode(errors='replace')}")
+                self._check_guards(raws, before)
+            finally:
+                for (_, _, raw), tail in zip(raws, now):
+                    raw.tail = tail
         if capture is None:
             run()
         else:
