@@ -47,7 +47,8 @@ class Activation:
     param: Optional[str] = None       # the parameter's keyword, if it takes one
     default: float = 0.0              # its default (what the kernels get when there is none)
     code: Optional[int] = None        # its code in kernels/activation.cu and .py, if hot
-    keeps_integers: bool = False      # integer inputs stay integers (else: default float)
+    integers: str = "refuse"          # integer inputs: "keep" them (bool refused),
+    #                                   "promote" them to the default float, or "refuse"
 
     @property
     def op_name(self):
@@ -108,7 +109,7 @@ TABLE = {a.name: a for a in [
     Activation("relu", "ReLU", "``max(x, 0)``",
                forward=lambda m, x, p, out=None: m.maximum(x, 0, out=out),
                backward=lambda m, g, y, p: g * (y > 0),
-               code=0, keeps_integers=True),
+               code=0, integers="keep"),
     Activation("leaky_relu", "LeakyReLU",
                "``x`` where positive, ``negative_slope * x`` elsewhere",
                forward=lambda m, x, p, out=None: m.where(x > 0, x, x * m.scalar(x)(p)),
@@ -119,10 +120,11 @@ TABLE = {a.name: a for a in [
                backward=_gelu_backward, saves_output=_never, code=2),
     Activation("tanh", "Tanh", "``tanh(x)``",
                forward=lambda m, x, p, out=None: m.tanh(x, out=out),
-               backward=lambda m, g, y, p: g * (1 - y * y), code=3),
+               backward=lambda m, g, y, p: g * (1 - y * y), code=3, integers="promote"),
     Activation("sigmoid", "Sigmoid", "``1 / (1 + exp(-x))``",
                forward=lambda m, x, p, out=None: m.sigmoid(x),
-               backward=lambda m, g, y, p: g * y * (1 - y), code=4),
+               backward=lambda m, g, y, p: g * y * (1 - y), code=4,
+               integers="promote"),
 ]}
 
 #: Every activation's name; the ones with a fused kernel and their codes in the kernels.

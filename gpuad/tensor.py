@@ -5,7 +5,7 @@ method below calls an op from ``gpuad.ops``, which runs on that array through th
 device's backend.
 """
 from . import dtypes
-from . import tracing
+from . import tensor_copy, tracing
 from .backends import backend_for
 from .conversions import Conversions
 from .device import device as _device
@@ -172,6 +172,15 @@ class Tensor(Conversions):
         self.grad_fn = None
         self._requires_grad = False
         return self
+
+    def __copy__(self):
+        return tensor_copy.shallow_copy(self)
+
+    def __deepcopy__(self, memo):
+        return tensor_copy.deep_copy(self, memo)
+
+    def __reduce_ex__(self, protocol):
+        return tensor_copy.reduce(self)
 
     def retain_grad(self):
         """Keep ``.grad`` for this non-leaf tensor too."""

@@ -245,3 +245,19 @@ def test_entries_are_frozen_and_complete():
         assert act.param is not None or act.default == 0.0
         with pytest.raises(dataclasses.FrozenInstanceError):
             act.code = 99
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "bool"])
+def test_integer_inputs_as_pytorch_takes_them(device, dtype):
+    """relu keeps integers (not bool), tanh and sigmoid promote, the others raise."""
+    x = gpuad.tensor([-1, 0, 2], device=device).to(getattr(gpuad, dtype))
+    if dtype != "bool":
+        assert F.relu(x).dtype == x.dtype and F.relu(x).tolist() == [0, 0, 2]
+    else:
+        with pytest.raises(TypeError, match="float"):
+            F.relu(x)
+    for f in (F.tanh, F.sigmoid):
+        assert f(x).dtype == gpuad.float32
+    for f in (F.gelu, F.leaky_relu, F.softplus, lambda t: F.leaky_relu(t, 0.2)):
+        with pytest.raises(TypeError, match=r"\.float\(\)"):
+            f(x)

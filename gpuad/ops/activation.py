@@ -2,7 +2,7 @@
 the functions users call (``relu``, ``leaky_relu``, ...: one per entry), and softplus."""
 from types import SimpleNamespace
 
-from .. import activations
+from .. import activations, dtypes
 from ..autograd.function import Function
 from .elementwise import _floating, erf, exp, maximum, where
 
@@ -49,7 +49,20 @@ def activate(act, x, param):
     op = OPS[act.name]()
     if param != act.default:
         op.param, op.saves_output = param, act.saves_output(param)
-    return op.apply(x if act.keeps_integers else _floating(x))
+    return op.apply(_input(act.name, act.integers, x))
+
+
+def _input(name, integers, x):
+    """``x`` as activation ``name`` takes it: integers kept, promoted or refused, as
+    PyTorch does for that activation."""
+    if dtypes.is_floating(x.dtype):
+        return x
+    if integers == "promote":
+        return _floating(x)
+    if integers == "keep" and x.dtype != dtypes.bool_:
+        return x
+    raise TypeError(f"{name} is not defined for {dtypes.name(x.dtype)} tensors (nor in "
+                    "PyTorch): convert the input with .float() first")
 
 
 def _function(act):
@@ -59,7 +72,7 @@ def _function(act):
         op = OPS[act.name]
 
         def function(input):
-            return op().apply(input if act.keeps_integers else _floating(input))
+            return op().apply(_input(act.name, act.integers, input))
     else:
         def function(input, *args, **kwargs):
             return activate(act, input, act.bind(args, kwargs, act.name))
@@ -101,7 +114,7 @@ class Softplus(Function):
 
 
 def softplus(x, beta=1.0, threshold=20.0):
-    return Softplus(beta, threshold).apply(_floating(x))
+    return Softplus(beta, threshold).apply(_input("softplus", "refuse", x))
 
 
 __all__ = [*FUNCTIONS, "softplus"]
