@@ -130,8 +130,7 @@ class CUDABackend(CUDAKernels, Backend):
 
     # --- what CuPy does differently ------------------------------------------------
     def scatter_add(self, target, index, values):
-        import cupyx
-        cupyx.scatter_add(target, index, values)
+        self.xp.add.at(target, index, values)  # cupyx.scatter_add is deprecated in CuPy 14
 
     def erf(self, x):
         import cupyx.scipy.special
