@@ -65,7 +65,7 @@ class Backend:
     name = None
     DEVICE_METHODS = ("asarray", "to_host", "is_array", "empty", "synchronize", "seed",
                       "get_rng_state", "set_rng_state", "rand", "randn", "random_words",
-                      "scatter_add", "erf")
+                      "scatter_add", "erf_float")
 
     # --- arrays and transfers (device methods) --------------------------------------
     def asarray(self, data, dtype=None):
@@ -120,9 +120,16 @@ class Backend:
         """``target[index] += values`` in place, repeated indices accumulated."""
         raise _missing(self, "scatter_add")
 
+    def erf_float(self, x):
+        """The error function of a float32 or float64 array, elementwise, in its dtype."""
+        raise _missing(self, "erf_float")
+
     def erf(self, x):
-        """The error function, elementwise."""
-        raise _missing(self, "erf")
+        """The error function of a floating array, elementwise, in its dtype: float16 is
+        computed in float32 and rounded once (as PyTorch computes it)."""
+        if x.dtype == float16:
+            return self.erf_float(x.astype(float32)).astype(float16)
+        return self.erf_float(x)
 
     def check_class_indices(self, targets, classes, op):
         """Raise an IndexError naming ``op`` unless every class index in ``targets`` lies

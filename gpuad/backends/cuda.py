@@ -132,7 +132,7 @@ class CUDABackend(CUDAKernels, Backend):
     def scatter_add(self, target, index, values):
         self.xp.add.at(target, index, values)  # cupyx.scatter_add is deprecated in CuPy 14
 
-    def erf(self, x):
+    def erf_float(self, x):
         import cupyx.scipy.special
         return cupyx.scipy.special.erf(x)
 
