@@ -1,4 +1,4 @@
-"""``gpuad.cuda``: is a GPU there, how many, wait for it."""
+"""``gpuad.cuda``: is a GPU there and usable (and if not, why), how many, wait for it."""
 
 
 def _cupy():
@@ -10,8 +10,21 @@ def _cupy():
 
 
 def is_available():
-    """True when CuPy is installed and at least one CUDA GPU answers."""
-    return device_count() > 0
+    """True when gpuad can run on cuda:0: CuPy is installed, a CUDA GPU answers, and the
+    CUDA libraries gpuad needs (cuRAND, cuBLAS, NVRTC) load. ``unavailable_reason()``
+    says what is missing otherwise."""
+    return unavailable_reason() is None
+
+
+def unavailable_reason():
+    """None when ``is_available()``; else the message of the error a cuda tensor would
+    raise: what is missing (CuPy, a GPU, a CUDA library) and the install line."""
+    from .backends.cuda import usable_cupy
+    try:
+        usable_cupy(0)
+    except RuntimeError as e:
+        return str(e)
+    return None
 
 
 def device_count():

@@ -40,7 +40,8 @@ if MODE == "emulated":
 import gpuad  # noqa: E402  (after the stand-in: gpuad imports cupy lazily, but tests may not)
 
 if MODE == "real" and not gpuad.cuda.is_available():
-    raise pytest.UsageError("GPUAD_TEST_CUDA=real, but CuPy finds no GPU; use emulated or off")
+    raise pytest.UsageError(f"GPUAD_TEST_CUDA=real, but cuda is not usable: "
+                            f"{gpuad.cuda.unavailable_reason()}; use emulated or off")
 CUDA = MODE != "off"
 DEVICES = ["cpu"] + (["cuda"] if CUDA else [])
 
