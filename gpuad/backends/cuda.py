@@ -5,6 +5,7 @@ Imported only when a cuda device is asked for, so CPU installs never need CuPy.
 import math
 import threading
 
+from .. import cuda as cuda_api
 from .. import random_state
 from ..dtypes import float16, float32
 from .base import Backend, float16_uniform
@@ -175,6 +176,18 @@ class CUDABackend(CUDAKernels, Backend):
         import cupyx.scipy.special
         return cupyx.scipy.special.erf(x)
 
+    @property
+    def checks_class_indices(self):
+        return cuda_api.class_index_checks()
+
     def check_class_indices(self, targets, classes, op):
-        """Left out on CUDA: reading the range back would wait for the device at every
-        loss (what an out-of-range target gives here is not settled yet)."""
+        """Only with ``gpuad.cuda.set_class_index_checks(True)``: reading the range back
+        waits for the device at every loss. Unchecked, an out-of-range target gives NaN
+        (``Backend.class_row_scale``)."""
+        if not cuda_api.class_index_checks():
+            return
+        if self.xp.cuda.get_current_stream().is_capturing():
+            raise RuntimeError(f"{op}: the class-index check (gpuad.cuda."
+                               "set_class_index_checks) reads the targets on the host, which "
+                               "a CUDA graph cannot; the step is replayed without graphs")
+        super().check_class_indices(targets, classes, op)
