@@ -5,8 +5,9 @@
                                    [--steps 40] [--rounds 5] [--json PATH]
 
 S = 784-256-256-10, batch 128; M = 784-1024-1024-10, batch 1024; L = 4096-4096-4096-4096-10,
-batch 4096 (GPU only); T = 64-32-10, batch 16, a smoke test of the machinery (not a result). ReLU, softmax cross-entropy, SGD momentum 0.9 (or Adam), float32,
-same init and data for every contender. The contenders (``CONTENDERS``): gpuad eager and
+batch 4096 (GPU only); T = 64-32-10, batch 16, a smoke test of the machinery (not a result).
+ReLU, softmax cross-entropy, SGD momentum 0.9 (or Adam), float32, same init and data for
+every contender. The contenders (``CONTENDERS``): gpuad eager and
 ``gpuad.compile``d, PyTorch eager (and captured in CUDA graphs, on CUDA), a hand-written
 NumPy/CuPy step with no autograd (the floor), MyGrad and HIPS autograd (CPU, SGD: the
 NumPy autograds a user would otherwise pick; the update written by hand in NumPy, as the
