@@ -5,7 +5,6 @@ Imported only when a cuda device is asked for, so CPU installs never need CuPy.
 import math
 import threading
 
-from .. import cuda as cuda_api
 from .. import random_state
 from ..dtypes import float16, float32
 from .base import Backend, float16_uniform
@@ -178,13 +177,14 @@ class CUDABackend(CUDAKernels, Backend):
 
     @property
     def checks_class_indices(self):
-        return cuda_api.class_index_checks()
+        from ..cuda import class_index_checks  # gpuad.cuda, the switch's home
+        return class_index_checks()
 
     def check_class_indices(self, targets, classes, op):
         """Only with ``gpuad.cuda.set_class_index_checks(True)``: reading the range back
         waits for the device at every loss. Unchecked, an out-of-range target gives NaN
         (``Backend.class_row_scale``)."""
-        if not cuda_api.class_index_checks():
+        if not self.checks_class_indices:
             return
         if self.xp.cuda.get_current_stream().is_capturing():
             raise RuntimeError(f"{op}: the class-index check (gpuad.cuda."
