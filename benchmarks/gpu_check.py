@@ -1,6 +1,7 @@
 """The one command to run the moment a GPU machine is lent: the whole test suite on the real
-GPU, then the benchmark suite on cuda, each stage time-boxed (the whole in under 8 minutes
-on an H100/H200), each stage's outcome recorded even when one before it failed.
+GPU, then the benchmark suite on cuda, each stage time-boxed (450 s in all by default, so
+that the whole stays under 8 minutes; it has not run on a GPU yet), each stage's outcome
+recorded even when one before it failed.
 
     PYTHONPATH=. python benchmarks/gpu_check.py [--budget 450] [--site DIR] [--out DIR]
     python benchmarks/gpu_check.py --dry-run    # the same orchestration here, without a GPU
@@ -117,7 +118,7 @@ class Check:
     def env(self, gpu=True):
         """The environment of a stage's processes: this checkout (and --site) first on the
         path; in a dry run, the emulated device."""
-        paths = [str(ROOT), *self.args.site]
+        paths = [str(ROOT), *(str(Path(d).resolve()) for d in self.args.site)]
         if self.args.dry_run and gpu:
             paths.insert(0, str(ROOT / "tests" / "emulated" / "site"))
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
@@ -239,8 +240,12 @@ def tests(check, box):
     bad_exit = [c for c in codes if c not in (0, 1, None)]  # 1: some tests failed
     status = ("timed out" if timed_out else
               "failed" if failed or bad_exit or not found["counts"] else "ok")
-    return {"status": status, "workers": len(parts), "exit_codes": codes,
-            "left_out": LEFT_OUT if not check.args.tests else [], **found}
+    entry = {"status": status, "workers": len(parts), "exit_codes": codes,
+             "left_out": LEFT_OUT if not check.args.tests else [], **found}
+    if not found["counts"]:  # nothing ran: say why (no pytest: see --site)
+        lines = logs[0][0].read_text(errors="replace").strip().splitlines()
+        entry["error"] = lines[-1] if lines else f"exit {codes[0]}"
+    return entry
 
 
 def parse_test_logs(logs):
