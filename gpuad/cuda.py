@@ -54,7 +54,8 @@ def set_class_index_checks(enabled):
     to the host, a device sync at every loss. Unchecked, an out-of-range target gives its
     row a NaN loss and NaN gradients, so the mean loss is NaN (never a wrapped class's
     finite value). While on, a compiled step is replayed without CUDA graphs (a graph
-    cannot read to the host); changing it makes compiled steps record again."""
+    cannot read to the host); changing it makes compiled steps record again. One setting
+    for the whole process (every thread, every GPU)."""
     global _class_index_checks
     from . import tracing
     _class_index_checks = bool(enabled)
