@@ -5,8 +5,9 @@
                                    [--steps 40] [--rounds 5] [--json PATH]
 
 S = 784-256-256-10, batch 128; M = 784-1024-1024-10, batch 1024; L = 4096-4096-4096-4096-10,
-batch 4096 (GPU only). ReLU, softmax cross-entropy, SGD momentum 0.9 (or Adam), float32,
-same init and data for every contender. The contenders (``CONTENDERS``): gpuad eager and
+batch 4096 (GPU only); T = 64-32-10, batch 16, a smoke test of the machinery (not a result).
+ReLU, softmax cross-entropy, SGD momentum 0.9 (or Adam), float32, same init and data for
+every contender. The contenders (``CONTENDERS``): gpuad eager and
 ``gpuad.compile``d, PyTorch eager (and captured in CUDA graphs, on CUDA), a hand-written
 NumPy/CuPy step with no autograd (the floor), MyGrad and HIPS autograd (CPU, SGD: the
 NumPy autograds a user would otherwise pick; the update written by hand in NumPy, as the
@@ -26,7 +27,7 @@ import numpy as np
 from common import measure_in_processes, time_runs, write_json
 
 CONFIGS = {"S": ([784, 256, 256, 10], 128), "M": ([784, 1024, 1024, 10], 1024),
-           "L": ([4096, 4096, 4096, 4096, 10], 4096)}
+           "L": ([4096, 4096, 4096, 4096, 10], 4096), "T": ([64, 32, 10], 16)}
 #: every contender, in table order; ``available`` says which run where
 CONTENDERS = ("gpuad", "gpuad_compiled", "torch", "torch_graphs", "floor", "mygrad",
               "autograd", "torch_after_gpuad")
@@ -375,7 +376,8 @@ def main():
                      "batch": CONFIGS[config][1], "device": args.device,
                      "optimizer": args.optimizer, **row})
         print(f"{config} {args.device} {args.optimizer}: " + ", ".join(
-            f"{w} {row['contenders'][w]['median_ms']:.2f} ms" for w in who))
+            [f"{w} {c['median_ms']:.2f} ms" for w, c in row["contenders"].items()]
+            + [f"{w} skipped ({why})" for w, why in row["skipped"].items()]))
     if args.json:
         write_json(args.json, {"rows": rows})
 

@@ -28,14 +28,10 @@ import subprocess
 import sys
 import tempfile
 
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-import bench_mlp  # noqa: E402
-import bench_overhead  # noqa: E402
-import report  # noqa: E402
-from common import machine_info, measure_in_processes, write_json  # noqa: E402
+import bench_mlp
+import bench_overhead
+import report
+from common import machine_info, measure_in_processes, write_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -81,6 +77,9 @@ def cuda_available():
 def chart(results, title, path):
     """One panel per row: each contender's best block (bars; whiskers: its round medians'
     min-max), its time and ratio to PyTorch written beside the bar. Lower is better."""
+    import matplotlib  # here: gpu_check.py writes the tables where matplotlib is missing
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     rows = results["rows"]
     fig, axes = plt.subplots(len(rows), 1, figsize=(9, 1.0 + 1.9 * len(rows)), squeeze=False)
     for ax, r in zip(axes[:, 0], rows):

@@ -13,14 +13,18 @@ An entry's formulas are written against a math namespace ``m``:
   reference of the fused backward kernels, on Tensors (``gpuad.ops.activation``) the
   differentiable rule that double backward and forward mode use.
 
-``m`` offers ``where``, ``exp``, ``erf``, ``tanh``, ``sigmoid``, ``maximum`` and
+``m`` offers ``where``, ``exp``, ``erf``, ``tanh``, ``sigmoid``, ``maximum``,
 ``scalar(a)``: the type a Python constant takes to compute in ``a``'s dtype (the array's
-scalar type; ``float`` for Tensors, which convert constants themselves).
+scalar type; ``float`` for Tensors, which convert constants themselves), and ``cast(a,
+dtype)``. A formula that rounds at each step (gelu) is wrapped in ``_float16_in_float32``.
 """
 import dataclasses
+import functools
 import inspect
 import numbers
 from typing import Callable, Optional
+
+from .dtypes import float16, float32
 
 SQRT1_2 = 0.7071067811865476       # 1 / sqrt(2)
 INV_SQRT_2PI = 0.3989422804014327  # 1 / sqrt(2 pi)
@@ -93,11 +97,26 @@ class Activation:
         return float(value)
 
 
+def _float16_in_float32(formula):
+    """``formula`` with float16 operands computed in float32 and rounded to float16 once,
+    at the end (as PyTorch computes half-precision activations)."""
+    @functools.wraps(formula)
+    def run(m, a, *rest):
+        if a.dtype != float16:
+            return formula(m, a, *rest)
+        wide = [m.cast(r, float32) if getattr(r, "dtype", None) == float16 else r
+                for r in rest]
+        return m.cast(formula(m, m.cast(a, float32), *wide), float16)
+    return run
+
+
+@_float16_in_float32
 def _gelu(m, x, p, out=None):
     t = m.scalar(x)
     return x * (t(0.5) * (1 + m.erf(x * t(SQRT1_2))))
 
 
+@_float16_in_float32
 def _gelu_backward(m, g, x, p):
     t = m.scalar(x)
     cdf = t(0.5) * (1 + m.erf(x * t(SQRT1_2)))
@@ -164,3 +183,7 @@ class ArrayMath:
     @staticmethod
     def scalar(a):
         return a.dtype.type
+
+    @staticmethod
+    def cast(a, dtype):
+        return a.astype(dtype, copy=False)

@@ -1,7 +1,7 @@
 // Softmax cross-entropy forward (per-row stats and loss) and backward. Twin:
 // softmax_xent.py. One block per row (grid-stride over rows); blockDim.x must be a multiple
-// of 32 (whole warps), at most 1024. Targets are int64; one outside [0, C) gives a NaN loss
-// and no one-hot term, and is never read past. A row's stats are its max m and
+// of 32 (whole warps), at most 1024. Targets are int64; one outside [0, C) gives its row a
+// NaN loss and NaN gradients, and is never read past. A row's stats are its max m and
 // log(sum(exp(x - m))), kept apart: m + log-sum would round away the small part of large
 // logits (1e6 + 1.3 in float).
 #include "common.cuh"
@@ -56,10 +56,11 @@ __device__ void xent_backward(const T* x, const T* stats, const long long* t, co
   for (long long row = blockIdx.x; row < n; row += gridDim.x) {
     const long long k = t[row];
     const T m = stats[2 * row], log_sum = stats[2 * row + 1];
+    const T row_sc = (k >= 0 && k < c) ? sc : nan_<T>();
     for (long long j = threadIdx.x; j < c; j += blockDim.x) {
       T e = exp_((x[row * c + j] - m) - log_sum);
       if (j == k) e -= T(1);
-      g[row * c + j] = e * sc;
+      g[row * c + j] = e * row_sc;
     }
   }
 }

@@ -1,8 +1,8 @@
 """Numba twins of ``softmax_xent.cu``: softmax cross-entropy forward and backward.
 
 Logits ``x`` are C-contiguous (N, C) float32 or float64 with N, C >= 1; targets ``t`` are
-int64 class indices. A target outside ``[0, C)`` gives a NaN loss for its row and no
-one-hot term in the gradient (the kernels never read out of bounds). Each row's ``stats``
+int64 class indices. A target outside ``[0, C)`` gives its row a NaN loss and NaN
+gradients (the kernels never read out of bounds). Each row's ``stats``
 are its max ``m`` and ``log(sum(exp(x - m)))``, kept apart: ``m + log-sum`` would round
 away the small part of large logits.
 """
@@ -39,8 +39,9 @@ def xent_backward(x, stats, t, scale, g):
     for i in range(n):
         k = t[i]
         m, log_sum = stats[i, 0], stats[i, 1]
+        row_scale = scale if 0 <= k < c else type(scale)(math.nan)
         for j in range(c):
             e = math.exp((x[i, j] - m) - log_sum)
             if j == k:
                 e -= one
-            g[i, j] = e * scale
+            g[i, j] = e * row_scale

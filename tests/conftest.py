@@ -40,7 +40,8 @@ if MODE == "emulated":
 import gpuad  # noqa: E402  (after the stand-in: gpuad imports cupy lazily, but tests may not)
 
 if MODE == "real" and not gpuad.cuda.is_available():
-    raise pytest.UsageError("GPUAD_TEST_CUDA=real, but CuPy finds no GPU; use emulated or off")
+    raise pytest.UsageError(f"GPUAD_TEST_CUDA=real, but cuda is not usable: "
+                            f"{gpuad.cuda.unavailable_reason()}; use emulated or off")
 CUDA = MODE != "off"
 DEVICES = ["cpu"] + (["cuda"] if CUDA else [])
 
@@ -57,10 +58,12 @@ def pytest_sessionstart(session):
 def pytest_collection_finish(session):
     if session.config.option.collectonly:
         return
-    for item in session.items:  # the wheel check waits on pip: start it now, in the background
-        if item.path.name == "test_wheel.py":
-            item.module.start_in_background()
-            break
+    started = set()  # checks that wait on other processes (the wheel's pip, the GPU check's
+    for item in session.items:  # dry run) start now, in the background
+        module = getattr(item, "module", None)
+        if hasattr(module, "start_in_background") and module not in started:
+            started.add(module)
+            module.start_in_background()
 
 
 @pytest.fixture(params=DEVICES)

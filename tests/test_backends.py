@@ -4,6 +4,7 @@ its device methods and adds none of its own; kernels load from the imported gpua
 import importlib
 import sys
 import types
+import warnings
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,12 @@ def test_memory_and_backends_sit_below_tensor_and_autograd():
             text = path.read_text()
             for above in ("tensor", "autograd", "ops", "nn", "capture", "factories"):
                 assert f"from ..{above}" not in text, f"{package}/{path.name} imports {above}"
+
+
+def test_scatter_add_takes_cupys_add_at_not_the_deprecated_scatter_add(device):
+    x = gpuad.zeros(4, device=device, requires_grad=True)
+    idx = gpuad.tensor([0, 2, 2], device=device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)  # cupyx.scatter_add warns
+        x[idx].sum().backward()
+    assert x.grad.tolist() == [1.0, 0.0, 2.0, 0.0]

@@ -91,6 +91,7 @@ def test_tensor_dataset_errors():
 
 
 def test_load_digits():
+    pytest.importorskip("sklearn")
     train_x, train_y, test_x, test_y = load_digits()
     assert train_x.shape == (1438, 64) and test_x.shape == (359, 64)
     assert train_x.dtype == gpuad.float32 and train_y.dtype == gpuad.int64

@@ -120,6 +120,21 @@ def test_copyto_refuses_numpy_sources():  # _manipulation/basic.py: copyto
     assert dst.tolist() == [1.0, 1.0, 1.0]
 
 
+def test_ufunc_at_is_cupys_scatter():  # _kernel.pyx: ufunc.at; _routines_indexing.pyx
+    t = cupy.zeros(3, np.float16)
+    cupy.add.at(t, cupy.asarray([0, 1, 1]), np.ones(3))  # host values: core.array, cast
+    assert t.dtype == np.float16 and t.tolist() == [1.0, 2.0, 0.0]
+    with pytest.raises(NotImplementedError, match="multiply.at` is not supported yet"):
+        cupy.multiply.at(t, cupy.asarray([0]), 2.0)
+    with pytest.raises(TypeError, match="cupy.add.at only supports int32, int64, float16"):
+        cupy.add.at(cupy.zeros(3, np.int8), cupy.asarray([0]), 1)
+    with pytest.raises(TypeError, match="cupy.subtract.at only supports int32, uint32 "):
+        cupy.subtract.at(cupy.zeros(3, np.float32), cupy.asarray([0]), 1.0)
+    s = cupy.zeros(3, np.int8)
+    cupy.add.at(s, slice(0, 2), 1)  # no integer-array index: the ufunc, in place
+    assert s.tolist() == [1, 1, 0]
+
+
 def test_scatter_add_warns_as_deprecated():  # core.pyx: ndarray.scatter_add
     with pytest.warns(DeprecationWarning, match="use `cupy.add.at`"):
         cupyx.scatter_add(cupy.zeros(2), cupy.asarray([0]), 1.0)

@@ -35,7 +35,7 @@ def report():
 
 
 def test_every_cupy_attribute_gpuad_uses_exists(report):
-    missing = {k: v for k, v in report["attributes"].items() if v != "ok"}
+    missing = {k: v for k, v in report["attributes"].items() if not v.startswith("ok")}
     assert not missing, f"CuPy {report['version']} lacks what gpuad uses: {missing}"
     assert "cupy.cuda.curand.setGeneratorOffset" in report["attributes"]  # the scan works
 

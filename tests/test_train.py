@@ -20,6 +20,7 @@ def _example(name):
 
 
 def test_mlp_learns_digits(device):
+    pytest.importorskip("sklearn")  # load_digits' data
     train_x, train_y, test_x, test_y = gpuad.data.load_digits(device)
     model = nn.Sequential(nn.Linear(64, 128), nn.GELU(), nn.LayerNorm(128), nn.Dropout(0.1),
                           nn.Linear(128, 10)).to(device)
@@ -42,6 +43,8 @@ def test_mlp_learns_digits(device):
 
 
 def test_train_example_end_to_end(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")  # its loss curves
     train_mlp = _example("train_mlp")
     summary = train_mlp.main(["--epochs", "4", "--device", "cpu", "--out", str(tmp_path)])
     assert summary["accuracy"] >= 0.95 and summary["device"] == "cpu"

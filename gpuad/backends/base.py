@@ -65,7 +65,7 @@ class Backend:
     name = None
     DEVICE_METHODS = ("asarray", "to_host", "is_array", "empty", "synchronize", "seed",
                       "get_rng_state", "set_rng_state", "rand", "randn", "random_words",
-                      "scatter_add", "erf")
+                      "scatter_add", "erf_float")
 
     # --- arrays and transfers (device methods) --------------------------------------
     def asarray(self, data, dtype=None):
@@ -120,14 +120,24 @@ class Backend:
         """``target[index] += values`` in place, repeated indices accumulated."""
         raise _missing(self, "scatter_add")
 
+    def erf_float(self, x):
+        """The error function of a float32 or float64 array, elementwise, in its dtype."""
+        raise _missing(self, "erf_float")
+
     def erf(self, x):
-        """The error function, elementwise."""
-        raise _missing(self, "erf")
+        """The error function of a floating array, elementwise, in its dtype: float16 is
+        computed in float32 and rounded once (as PyTorch computes it)."""
+        if x.dtype == float16:
+            return self.erf_float(x.astype(float32)).astype(float16)
+        return self.erf_float(x)
+
+    #: whether ``check_class_indices`` checks (the CPU always; CUDA on request)
+    checks_class_indices = True
 
     def check_class_indices(self, targets, classes, op):
         """Raise an IndexError naming ``op`` unless every class index in ``targets`` lies
         in ``[0, classes)``. Here on the host (it reads the range back); a device where
-        that would stall the queue may leave it out."""
+        that would stall the queue checks only on request (``checks_class_indices``)."""
         lo, hi = int(targets.min()), int(targets.max())
         if lo < 0 or hi >= classes:
             bad = lo if lo < 0 else hi
@@ -230,26 +240,35 @@ class Backend:
         return gz, gz.reshape(gz.size // max(gz.shape[-1], 1), gz.shape[-1]).sum(axis=0)
 
     # --- losses --------------------------------------------------------------------------
+    def class_row_scale(self, targets, classes, dtype):
+        """Per class index of ``targets``: 1 where it lies in ``[0, classes)``, NaN where it
+        does not, in ``dtype``. An unchecked out-of-range target's row of a loss and of its
+        gradient is multiplied by it: NaN, never a wrapped class's finite value."""
+        t = dtype.type
+        return self.xp.where((targets >= 0) & (targets < classes), t(1), t("nan"))
+
     def cross_entropy_forward(self, x, t):
         """Per-row ``stats`` of logits ``x`` (N, C), shape (N, 2): the row max ``m`` and
         the log of the shifted sum ``log(sum(exp(x - m)))``; and the mean loss at targets
         ``t``. The loss is ``log-sum - (x[t] - m)``: adding ``m`` back first would round
-        away the small part of a large logit (1e6 + 1.3 in float32)."""
-        xp = self.xp
+        away the small part of a large logit (1e6 + 1.3 in float32). A target outside
+        ``[0, C)`` gives its row a NaN loss (``class_row_scale``)."""
+        xp, (n, c) = self.xp, x.shape
         z = x.astype(float32) if x.dtype == float16 else x  # float16: in float32
         m = z.max(axis=1, keepdims=True)
         log_sum = xp.log(xp.exp(z - m).sum(axis=1, keepdims=True))
-        picked = z[xp.arange(x.shape[0]), t] - m[:, 0]
-        loss = (log_sum[:, 0] - picked).mean(dtype=z.dtype)
+        picked = z[xp.arange(n), t % c] - m[:, 0]
+        rows = (log_sum[:, 0] - picked) * self.class_row_scale(t, c, z.dtype)
+        loss = rows.mean(dtype=z.dtype)
         return xp.concatenate([m, log_sum], axis=1), loss if z is x else loss.astype(x.dtype)
 
     def cross_entropy_backward(self, x, stats, t, scale):
         """``(softmax(x) - onehot(t)) * scale``, softmax rebuilt from the saved ``stats``:
-        ``exp((x - m) - log-sum)``."""
-        xp = self.xp
+        ``exp((x - m) - log-sum)``; NaN rows where a target is outside ``[0, C)``."""
+        xp, (n, c) = self.xp, x.shape
         g = xp.exp((x - stats[:, :1]) - stats[:, 1:]).astype(x.dtype, copy=False)
-        g[xp.arange(x.shape[0]), t] -= 1
-        g *= scale
+        g[xp.arange(n), t % c] -= 1
+        g *= scale * self.class_row_scale(t, c, x.dtype)[:, None]
         return g
 
     def mse_backward(self, x, t, scale):

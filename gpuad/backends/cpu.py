@@ -82,5 +82,5 @@ class CPUBackend(CPUKernels, Backend):
         """``target[index] += values`` with repeated indices accumulated."""
         np.add.at(target, index, values)
 
-    def erf(self, x):
+    def erf_float(self, x):
         return _twin("special").erf(x)

@@ -11,14 +11,61 @@ from .base import Backend, float16_uniform
 from .cuda_kernels import CUDAKernels
 
 
+#: how to get CuPy and the CUDA libraries it loads, named by every error below
+INSTALL = ("install gpuad with the extra that matches your driver's CUDA version, "
+           "`pip install gpuad[cuda12]` or `pip install gpuad[cuda13]`: it brings CuPy with "
+           "its [ctk] libraries (cuBLAS, cuRAND, NVRTC and the CUDA headers)")
+#: the libraries gpuad needs, each loaded the way CuPy loads it on first use
+_LIBRARIES = (("cuRAND", "random numbers", lambda cupy: cupy.cuda.curand),
+              ("cuBLAS", "matmul", lambda cupy: cupy.cuda.cublas),
+              ("NVRTC", "every kernel", lambda cupy: cupy.cuda.nvrtc.getVersion()))
+
+
 def _import_cupy():
     try:
         import cupy
+    except ModuleNotFoundError as e:
+        if e.name != "cupy":
+            raise RuntimeError(f"CUDA was requested but CuPy failed to import ({e}): "
+                               f"{INSTALL}") from None
+        raise RuntimeError(f"CUDA was requested but CuPy is not installed: {INSTALL}") \
+            from None
     except ImportError as e:
-        raise RuntimeError(
-            "CUDA was requested but CuPy is not installed: install gpuad with the extra that "
-            "matches your CUDA toolkit, `pip install gpuad[cuda12]` or "
-            f"`pip install gpuad[cuda13]` ({e})") from None
+        raise RuntimeError(f"CUDA was requested but CuPy failed to import ({e}): "
+                           f"{INSTALL}") from None
+    return cupy
+
+
+def missing_library(error):
+    """Whether ``error`` says a CUDA library could not be found or loaded (CuPy raises
+    ImportError, or cuda-pathfinder's DynamicLibNotFoundError, a RuntimeError)."""
+    return isinstance(error, (ImportError, OSError)) or any(
+        c.__name__ == "DynamicLibNotFoundError" for c in type(error).__mro__)
+
+
+def library_error(name, use, error):
+    """gpuad's RuntimeError for CUDA library ``name`` (needed for ``use``) not loading."""
+    return RuntimeError(f"CUDA was requested but CuPy could not load {name}, which gpuad "
+                        f"needs for {use} ({type(error).__name__}: {error}): {INSTALL}")
+
+
+def usable_cupy(index):
+    """CuPy, once GPU ``index`` exists and every CUDA library gpuad needs loads; else the
+    RuntimeError saying what is missing and how to install it (nothing is set up)."""
+    cupy = _import_cupy()
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:  # CuPy raises its own CUDARuntimeError without a GPU/driver
+        raise RuntimeError(f"CUDA was requested but no usable GPU was found ({e}); "
+                           "use device='cpu'") from None
+    if index >= count:
+        raise RuntimeError(f"cuda:{index} was requested but this machine has {count} CUDA "
+                           f"device(s): cuda:0 to cuda:{count - 1}")
+    for name, use, load in _LIBRARIES:
+        try:
+            load(cupy)
+        except Exception as e:  # noqa: BLE001  (any failure to load is this error)
+            raise library_error(name, use, e) from None
     return cupy
 
 
@@ -28,15 +75,7 @@ class CUDABackend(CUDAKernels, Backend):
     name = "cuda"
 
     def __init__(self, dev):
-        cupy = _import_cupy()
-        try:
-            count = cupy.cuda.runtime.getDeviceCount()
-        except Exception as e:  # CuPy raises its own CUDARuntimeError without a GPU/driver
-            raise RuntimeError(f"CUDA was requested but no usable GPU was found ({e}); "
-                               "use device='cpu'") from None
-        if dev.index >= count:
-            raise RuntimeError(f"{dev} was requested but this machine has {count} CUDA "
-                               f"device(s): cuda:0 to cuda:{count - 1}")
+        cupy = usable_cupy(dev.index)
         self.device = dev
         self.xp = cupy
         self._cuda_device = cupy.cuda.Device(dev.index)
@@ -130,13 +169,25 @@ class CUDABackend(CUDAKernels, Backend):
 
     # --- what CuPy does differently ------------------------------------------------
     def scatter_add(self, target, index, values):
-        import cupyx
-        cupyx.scatter_add(target, index, values)
+        self.xp.add.at(target, index, values)  # cupyx.scatter_add is deprecated in CuPy 14
 
-    def erf(self, x):
+    def erf_float(self, x):
         import cupyx.scipy.special
         return cupyx.scipy.special.erf(x)
 
+    @property
+    def checks_class_indices(self):
+        from ..cuda import class_index_checks  # gpuad.cuda, the switch's home
+        return class_index_checks()
+
     def check_class_indices(self, targets, classes, op):
-        """Left out on CUDA: reading the range back would wait for the device at every
-        loss (what an out-of-range target gives here is not settled yet)."""
+        """Only with ``gpuad.cuda.set_class_index_checks(True)``: reading the range back
+        waits for the device at every loss. Unchecked, an out-of-range target gives NaN
+        (``Backend.class_row_scale``)."""
+        if not self.checks_class_indices:
+            return
+        if self.xp.cuda.get_current_stream().is_capturing():
+            raise RuntimeError(f"{op}: the class-index check (gpuad.cuda."
+                               "set_class_index_checks) reads the targets on the host, which "
+                               "a CUDA graph cannot; the step is replayed without graphs")
+        super().check_class_indices(targets, classes, op)

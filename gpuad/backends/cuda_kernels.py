@@ -61,10 +61,16 @@ class DeviceKernels:
             fn(grid, block, args)
 
     def _load(self, module, kernel, dtype):
+        from .cuda import library_error, missing_library
         mod = self._modules.get(module)
         if mod is None:
             mod = self._modules[module] = self._cupy.RawModule(code=module_source(module))
-        fn = mod.get_function(f"{kernel}_{_ENTRY_SUFFIX[dtype.name]}")
+        try:
+            fn = mod.get_function(f"{kernel}_{_ENTRY_SUFFIX[dtype.name]}")  # compiles
+        except Exception as e:
+            if missing_library(e):
+                raise library_error("NVRTC", f"compiling kernels/{module}.cu", e) from None
+            raise
         self._functions[(module, kernel, dtype)] = fn
         return fn
 

@@ -90,7 +90,7 @@ globals().update(FUNCTIONS)
 #: The math namespace of the table's formulas on Tensors (see ``gpuad.activations``).
 TENSOR_MATH = SimpleNamespace(where=where, exp=exp, erf=erf, maximum=maximum,
                               tanh=FUNCTIONS["tanh"], sigmoid=FUNCTIONS["sigmoid"],
-                              scalar=lambda a: float)
+                              scalar=lambda a: float, cast=lambda a, dtype: a.to(dtype))
 
 
 class Softplus(Function):

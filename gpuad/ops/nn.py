@@ -107,7 +107,18 @@ class CrossEntropy(Function):
 
     def _softmax_minus_onehot(self, x, t):
         classes = Tensor._make(self.backend.constant(range(x.shape[1])), self.backend)
-        return softmax(x, 1) - (classes == t.reshape(-1, 1)).to(x.dtype)
+        onehot = softmax(x, 1) - (classes == t.reshape(-1, 1)).to(x.dtype)
+        if self.backend.checks_class_indices:
+            return onehot
+        return onehot * reshape(_row_scale(x, t), (-1, 1))
+
+
+def _row_scale(scores, targets):
+    """1 per row whose target lies in ``[0, C)``, NaN per row whose does not (a Tensor
+    outside the graph): what an unchecked target's row of a loss is multiplied by."""
+    backend = scores._backend
+    return Tensor._make(tracing.kernel(backend.class_row_scale, targets._data,
+                                       scores.shape[1], scores.dtype), backend)
 
 
 def _check_targets(logits, targets, op):
@@ -126,17 +137,27 @@ def _check_targets(logits, targets, op):
 
 
 def cross_entropy(logits, targets):
-    """Mean cross-entropy of ``logits`` (N, C) against integer ``targets`` (N,)."""
+    """Mean cross-entropy of ``logits`` (N, C) against integer ``targets`` (N,).
+
+    A target outside ``[0, C)`` raises an IndexError on the CPU; on CUDA it gives NaN (the
+    loss, and its row's gradients) unless ``gpuad.cuda.set_class_index_checks(True)``
+    makes it raise too, at the cost of a device sync per call."""
     _check_targets(logits, targets, "cross_entropy")
     return CrossEntropy().apply(_floating(logits, "cross_entropy"), targets)
 
 
 def nll_loss(log_probs, targets):
-    """Mean negative log-likelihood of ``log_probs`` (N, C) at integer ``targets`` (N,)."""
+    """Mean negative log-likelihood of ``log_probs`` (N, C) at integer ``targets`` (N,).
+
+    Out-of-range targets as in ``cross_entropy``: an IndexError on the CPU, NaN on CUDA
+    (or an IndexError with ``gpuad.cuda.set_class_index_checks(True)``)."""
     _check_targets(log_probs, targets, "nll_loss")
     backend = log_probs._backend
     rows = Tensor._make(backend.constant(range(log_probs.shape[0])), backend)
-    return -mean(getitem(log_probs, (rows, targets)))
+    picked = getitem(log_probs, (rows, targets))  # CuPy wraps an out-of-range index
+    if not backend.checks_class_indices:
+        picked = picked * _row_scale(log_probs, targets)
+    return -mean(picked)
 
 
 class MSELoss(Function):

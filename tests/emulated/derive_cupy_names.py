@@ -5,8 +5,10 @@ when the file is not what this CuPy gives.
 
 Recorded: the public names of the modules and classes gpuad can reach, the attributes a
 ``RandomState`` sets in ``__init__`` (it cannot be made without a GPU), each ufunc's
-``nin``, ``nout`` and type table, and the integer constants of ``cupy.cuda.curand`` and
-``cupy.cuda.runtime``.
+``nin``, ``nout`` and type table, the integer constants of ``cupy.cuda.curand`` and
+``cupy.cuda.runtime``, and the library modules ``cupy.cuda`` loads on first use (its
+``__getattr__``: ``cublas``, ``curand``, ...; listed by name, as one whose library is not
+installed cannot be imported).
 """
 import inspect
 import json
@@ -16,8 +18,8 @@ from pathlib import Path
 
 OUT = Path(__file__).with_name("cupy_names.json")
 MODULES = ["cupy", "cupy.cuda", "cupy.cuda.runtime", "cupy.cuda.curand", "cupy.cuda.graph",
-           "cupy.cuda.memory", "cupy.cuda.compiler", "cupy.random", "cupyx", "cupyx.scipy",
-           "cupyx.scipy.special"]
+           "cupy.cuda.memory", "cupy.cuda.compiler", "cupy.cuda.nvrtc", "cupy.random", "cupyx",
+           "cupyx.scipy", "cupyx.scipy.special"]
 CLASSES = ["cupy.ndarray", "cupy.ufunc", "cupy.RawModule", "cupy.RawKernel",
            "cupy.cuda.Device", "cupy.cuda.Stream", "cupy.cuda.Event", "cupy.cuda.Graph",
            "cupy.cuda.Memory", "cupy.cuda.UnownedMemory", "cupy.cuda.MemoryPointer",
@@ -43,7 +45,8 @@ def derive():
     import cupyx.scipy.special  # noqa: F401  (imported on use, as gpuad does)
     cupy.cuda.curand  # noqa: B018  (a lazy attribute: listed once touched)
     out = {"version": cupy.__version__, "modules": {}, "classes": {}, "ufuncs": {},
-           "constants": {}}
+           "constants": {}, "lazy": {"cupy.cuda": sorted(set(re.findall(
+               r"key == '(\w+)'", inspect.getsource(cupy.cuda.__getattr__))))}}
     for name in MODULES:
         out["modules"][name] = _public(_resolve(name))
     for name in CLASSES:

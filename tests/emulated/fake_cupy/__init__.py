@@ -12,15 +12,16 @@ import sys
 
 import numpy as np
 
-from . import _device, _memory, _ndarray, _random, _raw, _routines, _special
+from . import _device, _libraries, _memory, _ndarray, _random, _raw, _routines, _special
 from ._names import NAMES, VERSION, Module, NotEmulated, check_class
 from ._ndarray import ndarray
 from ._ufunc import ufunc
 
 _ndarray._add_operators()  # they call the ufuncs of _routines
 
-__all__ = ["install", "uninstall", "modules", "NotEmulated", "KernelFault"]
+__all__ = ["install", "uninstall", "modules", "NotEmulated", "KernelFault", "missing"]
 KernelFault = _raw.KernelFault
+missing = _libraries.missing
 
 ndarray.__module__ = ufunc.__module__ = "cupy"
 for _cls, _dotted in ((ndarray, "cupy.ndarray"), (ufunc, "cupy.ufunc"),
@@ -68,6 +69,18 @@ def using_allocator(allocator=None):
         _memory.set_allocator(previous)
 
 
+def _loaded(name, module):
+    def load():
+        _libraries.load(name)
+        return module
+    return load
+
+
+def _nvrtc_version():
+    _libraries.load("nvrtc")
+    return 13, 0
+
+
 def _build():
     runtime = _runtime()
     curand = Module("cupy.cuda.curand", {n: getattr(_random, n) for n in (
@@ -77,14 +90,17 @@ def _build():
     memory_names = ("BaseMemory", "Memory", "UnownedMemory", "MemoryPointer", "MemoryPool",
                     "alloc", "set_allocator", "get_allocator")
     memory = Module("cupy.cuda.memory", _public(_memory, memory_names))
+    cublas = Module("cupy.cuda.cublas", {}, real=())  # only loaded: gpuad calls none of it
+    nvrtc = Module("cupy.cuda.nvrtc", {"getVersion": _nvrtc_version})
     graph = Module("cupy.cuda.graph", {"Graph": _device.Graph})
     compiler = Module("cupy.cuda.compiler", {"CompileException": _raw.CompileException})
     cuda = Module("cupy.cuda", {
         **_public(_memory, memory_names), **_public(_device, ("Device", "Stream", "Event",
                                                               "Graph", "get_current_stream")),
         "get_device_id": _device.get_device_id, "is_available": lambda: True,
-        "using_allocator": using_allocator, "runtime": runtime, "curand": curand,
-        "memory": memory, "graph": graph, "compiler": compiler})
+        "using_allocator": using_allocator, "runtime": runtime, "nvrtc": nvrtc,
+        "memory": memory, "graph": graph, "compiler": compiler},
+        lazy={"curand": _loaded("curand", curand), "cublas": _loaded("cublas", cublas)})
     random = Module("cupy.random", {"RandomState": _random.RandomState})
     special = Module("cupyx.scipy.special", {"erf": _special.erf})
     scipy = Module("cupyx.scipy", {"special": special})

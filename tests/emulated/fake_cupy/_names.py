@@ -14,26 +14,34 @@ class NotEmulated(AttributeError):
 
 class Module(types.ModuleType):
     """A stand-in module offering only names the real one has; a real name that is not
-    emulated raises ``NotEmulated``, any other the AttributeError CuPy would raise."""
+    emulated raises ``NotEmulated``, any other the AttributeError CuPy would raise.
+    ``lazy`` maps names the real module loads on first use to a function giving them."""
 
-    def __init__(self, name, attrs, real=None):
+    def __init__(self, name, attrs, real=None, lazy=None):
         super().__init__(name)
         real = set(NAMES["modules"][name] if real is None else real)
-        extra = sorted(k for k in attrs if k not in real and not k.startswith("__"))
+        real |= set(NAMES["lazy"].get(name, ()))
+        lazy = lazy or {}
+        extra = sorted(k for k in [*attrs, *lazy] if k not in real and not k.startswith("__"))
         if extra:
             raise AssertionError(f"the stand-in for {name} offers names CuPy {VERSION} "
                                  f"lacks: {extra}")
         self.__dict__.update(attrs)
         self.__dict__["_real_names"] = real
+        self.__dict__["_lazy"] = lazy
 
     def __getattr__(self, attr):
+        lazy = self.__dict__.get("_lazy", {})
+        if attr in lazy:
+            return lazy[attr]()
         if attr in self.__dict__.get("_real_names", ()):
             raise NotEmulated(f"{self.__name__}.{attr} exists in CuPy {VERSION}, but "
                               "tests/emulated does not emulate it; add it there")
         raise AttributeError(f"module {self.__name__!r} has no attribute {attr!r}")
 
     def __dir__(self):
-        return sorted(k for k in self.__dict__ if not k.startswith("_"))
+        return sorted(k for k in [*self.__dict__, *self.__dict__.get("_lazy", ())]
+                      if not k.startswith("_"))
 
 
 def check_class(dotted, cls, allowed=()):

@@ -204,6 +204,7 @@ def host_index(index, shape):
         return tuple(it % wrap[k] if k in wrap else it for k, it in enumerate(conv))
     make.has_mask = any(isinstance(i, np.ndarray) and i.dtype == bool for i in conv)
     make.has_ellipsis = any(i is Ellipsis for i in conv)
+    make.has_advanced = any(isinstance(i, np.ndarray) for i in conv)
     return make
 
 

@@ -10,7 +10,7 @@ import itertools
 
 import numpy as np
 
-from . import _device
+from . import _device, _libraries
 from ._names import NAMES
 from ._ndarray import ndarray, new_array
 
@@ -124,6 +124,7 @@ class RandomState:
     """``cupy.random.RandomState`` as CuPy 14 writes it, on the emulated cuRAND."""
 
     def __init__(self, seed=None, method=None):
+        _libraries.load("curand")
         self._generator = createGenerator(CURAND_RNG_PSEUDO_DEFAULT if method is None  # noqa: F821
                                           else method)
         self.method = method

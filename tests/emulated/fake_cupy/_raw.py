@@ -23,7 +23,7 @@ import os
 import numpy as np
 
 from .. import kernel_build
-from . import _device, _memory
+from . import _device, _libraries, _memory
 from ._device import CUDARuntimeError
 from ._ndarray import ndarray
 
@@ -242,6 +242,7 @@ class RawModule:
         return head + self.code
 
     def _library(self):
+        _libraries.load("nvrtc")
         try:
             return kernel_build.load(self._source(), "module.cu")
         except kernel_build.BuildError as e:

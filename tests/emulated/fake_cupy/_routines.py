@@ -4,7 +4,7 @@ for the names CuPy offers too, each run on the current device with CuPy's argume
 """
 import numpy as np
 
-from . import _device, _memory
+from . import _device, _libraries, _memory
 from ._names import NAMES
 from ._ndarray import call, check_device, from_host, ndarray, new_array
 from ._ufunc import ufunc
@@ -189,6 +189,7 @@ def copyto(dst, src, casting="same_kind", where=None):
 
 
 def matmul(a, b, out=None, **kwargs):
+    _libraries.load("cublas")
     for x in (a, b):
         if not isinstance(x, ndarray):
             raise TypeError(f"Unsupported type {type(x)}")

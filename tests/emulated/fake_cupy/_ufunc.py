@@ -68,6 +68,13 @@ def pick_loop(types, in_types, weaks, name):
     raise TypeError(f"Wrong type ({tuple(in_types)}) of arguments for {name}")
 
 
+#: the ufuncs CuPy gives a scatter kernel (``scatter_op=``) and the dtypes it takes with an
+#: integer-array index (``_scatter_op_single``), as type characters in CuPy's error order
+_SCATTER_DTYPES = {"add": "ilqefdILQ", "subtract": "iI", "maximum": "ilqfdILQ",
+                   "minimum": "ilqfdILQ", "bitwise_and": "ilqILQ", "bitwise_or": "ilqILQ",
+                   "bitwise_xor": "ilqILQ"}
+
+
 class ufunc:
     """A CuPy ufunc computed by the NumPy (or SciPy) ufunc ``impl``."""
 
@@ -162,25 +169,31 @@ class ufunc:
         raise TypeError(f"Wrong type ({dtype}) of arguments for {self.name}")
 
     # --- methods -----------------------------------------------------------------------------
-    def at(self, a, indices, b=None):
-        """``ufunc.at``: unbuffered, so repeated indices accumulate; integer indices wrap
-        (CuPy's scatter)."""
-        from ._ndarray import ndarray, check_device, host_index
+    def at(self, a, indices, b):
+        """``ufunc.at`` as CuPy 14's (``_kernel.pyx``: ``ufunc.at``, ``_routines_indexing.pyx``:
+        ``_scatter_op``): only the ufuncs with a scatter kernel have it; with an integer-array
+        index, ``b`` (any array-like, host data too) is cast to ``a``'s dtype, which must
+        be one the atomic takes, repeated indices accumulate and indices wrap; without an
+        advanced index it is the ufunc itself, in place."""
+        from ._ndarray import check_device, from_host, host_index, ndarray
+        dtypes = _SCATTER_DTYPES.get(self.name)
+        if dtypes is None:
+            raise NotImplementedError(f"`cupy_{self.name}.at` is not supported yet")
         if not isinstance(a, ndarray):
-            raise TypeError(f"Unsupported type {type(a)}")
-        check_device(a)
+            raise AttributeError(f"'{type(a).__name__}' object has no attribute '_scatter_op'")
         make = host_index(indices, a.shape)
-        values = b
-        if isinstance(b, ndarray):
-            check_device(b)
-            values = b._a
-        elif b is not None:
-            scalar_dtype(b)  # refuses NumPy arrays and lists, as CuPy does
-        view, impl = a._a, self._impl
-
-        def compute():
-            impl.at(view, make(), values) if values is not None else impl.at(view, make())
-        _device.run(compute)
+        if not make.has_advanced:
+            view = a[indices]
+            self(view, b, view)
+            return
+        v = b.astype(a.dtype, copy=False) if isinstance(b, ndarray) else from_host(b, a.dtype)
+        if not make.has_mask and a.dtype.char not in dtypes:
+            names = ", ".join(dict.fromkeys(np.dtype(c).name for c in dtypes))
+            raise TypeError(f"cupy.{self.name}.at only supports {names} as data type")
+        check_device(a)
+        check_device(v)
+        view, values, impl = a._a, v._a, self._impl
+        _device.run(lambda: impl.at(view, make(), values))
 
     def reduce(self, array, axis=0, dtype=None, out=None, keepdims=False):
         from ._ndarray import call
