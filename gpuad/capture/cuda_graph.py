@@ -37,6 +37,10 @@ class GraphedProgram:
         return self.program.stale()
 
     def run(self, inputs):
+        with self.backend.device_scope:  # the program's GPU, whichever is current
+            return self._run(inputs)
+
+    def _run(self, inputs):
         if self.graphs is None or any(
                 self.slots[i] is not t._data for i, t in self.program.refresh):
             self._capture(inputs)  # first run, or a parameter's array was replaced
@@ -66,13 +70,12 @@ class GraphedProgram:
         s[:program.n_inputs] = self.inputs = [a.copy() for a in inputs]
         for i, t in program.refresh:
             s[i] = t._data
-        capture = xp.cuda.Stream(non_blocking=True)
+        capture = xp.cuda.Stream(non_blocking=True)  # of the program's GPU (current here)
         capture.wait_event(xp.cuda.get_current_stream().record())  # the input copies
         self.private = PrivatePool()
         graphs = []
         try:
-            with xp.cuda.Device(self.backend.device.index), \
-                    self.backend.pool.private(self.private), capture:
+            with self.backend.pool.private(self.private), capture:
                 for device_steps, _, _ in self.segments:
                     if not device_steps:
                         graphs.append(None)
@@ -82,9 +85,10 @@ class GraphedProgram:
                         # a slot dropped after its last use gives its block back to the
                         # private section: reused later in this capture, in stream order
                         Program.run_steps(s, device_steps)
-                    finally:
-                        graph = capture.end_capture()
-                    graphs.append(graph)
+                    except BaseException:
+                        _end_failed_capture(capture)
+                        raise
+                    graphs.append(capture.end_capture())
         except Exception as e:
             self.release()
             raise CaptureError(f"{type(e).__name__}: {e}") from e
@@ -100,6 +104,16 @@ class GraphedProgram:
     def __del__(self):
         if self.private is not None:
             self.release()
+
+
+def _end_failed_capture(stream):
+    """End a capture that a step broke. CUDA then reports the capture invalidated
+    (cudaErrorStreamCaptureInvalidated), an effect of the step's error: that one is what
+    the user needs to see, so the invalidation is not raised over it."""
+    try:
+        stream.end_capture()
+    except Exception:
+        pass
 
 
 def _segments(program):
