@@ -10,8 +10,11 @@ Every array the capture allocated comes from a private section of gpuad's pool, 
 other array ever takes an address a graph writes to; the section is given back when the
 GraphedProgram goes. A replay's ``.grad`` tensors are views of the graph's static
 arrays, which the next replay overwrites (as with PyTorch's CUDA graphs): copy a gradient
-to keep it across steps.
+to keep it across steps. Capture and replay run in the program's GPU, whichever is
+current; ``step`` graphs only programs whose tensors all live there.
 """
+import contextlib
+
 from ..backends import backend_for
 from ..memory.pool import PrivatePool
 from .program import Program
@@ -32,6 +35,7 @@ class GraphedProgram:
         self.graphs = None
         self.private = None
         self.slots = self.inputs = None
+        self.stream = None  # where the graphs were launched last
 
     def stale(self):
         return self.program.stale()
@@ -47,7 +51,7 @@ class GraphedProgram:
         else:
             for static, a in zip(self.inputs, inputs):
                 self.xp.copyto(static, a)
-        stream = self.xp.cuda.get_current_stream()
+        stream = self.stream = self.xp.cuda.get_current_stream()
         s = self.slots
         for graph, (_, host, call) in zip(self.graphs, self.segments):
             if graph is not None:
@@ -98,7 +102,9 @@ class GraphedProgram:
         """Drop the graphs and hand their private memory back to the shared pool."""
         self.graphs = self.slots = None
         if self.private is not None:
-            self.backend.pool.close(self.private)
+            # its blocks are reused next on the stream that ran the graphs, after them
+            with self.backend.device_scope, self.stream or contextlib.nullcontext():
+                self.backend.pool.close(self.private)
             self.private = None
 
     def __del__(self):
