@@ -104,6 +104,8 @@ def test_double_backward_and_jvp_on_cuda1():
     _, tangent = gpuad.autograd.forward_ad.jvp(lambda t: t.exp() * t, (x.detach(),),
                                                (gpuad.ones(3, device="cuda:1"),))
     _on(tangent, 1)
+    w = gpuad.randn(3, 2, device="cuda:1", dtype=gpuad.float64, requires_grad=True)
+    assert gpuad.autograd.gradcheck(lambda a, b: (a.tanh() @ b).sum(), (x.double(), w))
 
 
 @pytest.mark.parametrize("opt", ["sgd", "adam"])

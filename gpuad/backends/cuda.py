@@ -169,4 +169,3 @@ class CUDABackend(CUDAKernels, Backend):
     def check_class_indices(self, targets, classes, op):
         """Left out on CUDA: reading the range back would wait for the device at every
         loss (what an out-of-range target gives here is not settled yet)."""
-
