@@ -108,6 +108,26 @@ def test_double_backward_and_jvp_on_cuda1():
     assert gpuad.autograd.gradcheck(lambda a, b: (a.tanh() @ b).sum(), (x.double(), w))
 
 
+def test_in_place_ops_on_cuda1():
+    x = gpuad.ones(3, device="cuda:1", requires_grad=True)
+    z = gpuad.full((3,), 2.0, device="cuda:1", requires_grad=True)
+    y = x * 3
+    y.mul_(z)                     # in the graph: the old y is copied for z's gradient
+    y.add_(1.0)
+    y.sum().backward()
+    for t in (y, x.grad, z.grad):
+        _on(t, 1)
+    np.testing.assert_array_equal(z.grad.numpy(), [3, 3, 3])
+    with gpuad.no_grad():
+        x.fill_(0.5)
+        x[0] = 2.0
+        x.add_(1.0)
+        np.testing.assert_array_equal(x.detach().numpy(), [3, 1.5, 1.5])
+        x.copy_(gpuad.full((3,), 4.0, device="cuda:0"))
+    _on(x, 1)
+    np.testing.assert_array_equal(x.detach().numpy(), [4, 4, 4])
+
+
 @pytest.mark.parametrize("opt", ["sgd", "adam"])
 @pytest.mark.parametrize("cuda_graphs", [True, False])
 def test_compiled_step_on_cuda1_matches_cuda0(opt, cuda_graphs):

@@ -8,6 +8,8 @@ Leaves that require grad can only be changed under ``no_grad()``, as in PyTorch.
 not tracked: a view made in the graph cannot be changed in place there, and a view whose
 tensor was changed in place after it was taken refuses to backward.
 """
+import contextlib
+
 from .. import dtypes, tracing
 from ..autograd import grad_mode
 from ..errors import broadcast_shapes
@@ -46,7 +48,8 @@ def _apply(x, op_name, out_of_place, other=None, ufunc=None):
         result = out_of_place(alias)
         if result.grad_fn is not None and any(
                 t is alias for _, t in result.grad_fn.node.saved_entries()):
-            alias._data = x._data.copy()
+            with x._backend.device_scope or contextlib.nullcontext():  # CuPy copies there
+                alias._data = x._data.copy()
         _write(x, result._data, op_name)
         x.grad_fn, x._output_nr, x._requires_grad = result.grad_fn, result._output_nr, True
     elif ufunc is not None:
