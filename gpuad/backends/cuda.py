@@ -68,7 +68,7 @@ class CUDABackend(CUDAKernels, Backend):
                                f"device(s): cuda:0 to cuda:{count - 1}")
         self.device = dev
         self.xp = cupy
-        self.device_scope = self._cuda_device = cupy.cuda.Device(dev.index)
+        self.device_scope = cupy.cuda.Device(dev.index)
         #: held from setting the generator's offset to the end of the draw: two threads
         #: drawing at once must not both start at one offset (the same numbers twice)
         self._rng_lock = threading.RLock()
@@ -97,7 +97,7 @@ class CUDABackend(CUDAKernels, Backend):
         return arr.get()
 
     def synchronize(self):
-        self._cuda_device.synchronize()
+        self.device_scope.synchronize()
 
     # --- random numbers ------------------------------------------------------------
     # A counter-based (Philox) cuRAND generator, set to an explicit offset before each
