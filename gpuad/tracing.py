@@ -60,16 +60,31 @@ def kernel(fn, *args):
 
 def traced(fn=None, *, writes_in_place=False, draws_random=False):
     """Decorator of a raw array maker or writer outside the ops (a factory, an in-place
-    write, ``x[i] = v``): each call runs it and, while a step records, is recorded so that
-    a replay runs it again (positional arguments only). ``writes_in_place``: it writes
-    into an array argument (a replay copies such a change back to the step's input);
-    ``draws_random``: it draws from the generator (a CUDA graph would freeze the draw)."""
+    write, ``x[i] = v``), whose first argument is the backend it works on: each call runs
+    it in that backend's device (``Backend.device_scope``) and, while a step records, is
+    recorded so that a replay runs it again (positional arguments only).
+    ``writes_in_place``: it writes into an array argument (a replay copies such a change
+    back to the step's input); ``draws_random``: it draws from the generator (a CUDA graph
+    would freeze the draw)."""
     def wrap(fn):
         @functools.wraps(fn)
+        def in_device(backend, *args):  # what a call runs, and a replay again
+            scope = backend.device_scope
+            if scope is None:
+                return fn(backend, *args)
+            with scope:
+                return fn(backend, *args)
+
+        @functools.wraps(fn)
         def run(*args):
-            out = fn(*args)
+            scope = args[0].device_scope  # in_device, inlined: this is a factory's path
+            if scope is None:
+                out = fn(*args)
+            else:
+                with scope:
+                    out = fn(*args)
             if recording:
-                _heard(fn, args, out, writes_in_place, draws_random)
+                _heard(in_device, args, out, writes_in_place, draws_random)
             return out
         return run
     return wrap if fn is None else wrap(fn)

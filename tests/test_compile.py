@@ -337,7 +337,7 @@ def _graphed(program, fake):
     graphed = GraphedProgram(program, "cpu")
     graphed.xp = fake
     graphed.backend = types.SimpleNamespace(
-        xp=fake, device=gpuad.device("cpu"),
+        xp=fake, device=gpuad.device("cpu"), device_scope=fake.cuda.Device(0),
         pool=CachingAllocator("fake", lambda n: bytearray(n)))
     return graphed
 
@@ -374,7 +374,7 @@ def test_a_step_that_cannot_be_captured_replays_without_graphs(monkeypatch):
     from gpuad.capture import step as step_module
     fake = _FakeCuda(fail=True)
     monkeypatch.setattr(step_module.CompiledStep, "_program",
-                        lambda self, program: _graphed(program, fake))
+                        lambda self, program, inputs: _graphed(program, fake))
     m1, eager, m2, step = _pair("cpu", OPTIMIZERS["sgd"])
     with pytest.warns(RuntimeWarning, match="StreamCaptureUnsupported"):
         _run(eager, step, _batches("cpu"))

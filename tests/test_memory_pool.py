@@ -10,6 +10,7 @@ import pytest
 import gpuad
 from gpuad.backends import backend_for
 from gpuad.memory import CachingAllocator, OutOfMemoryError, round_size
+from conftest import MODE
 
 
 class FakeOOM(Exception):
@@ -90,6 +91,74 @@ def test_private_section_keeps_its_blocks_until_closed():
     d = pool.malloc(1000)                # closed: its block serves everyone
     assert d is a and d.owner is None and raw.mallocs == [1024, 1024]
     assert pool.stats()["allocated_bytes"] == 2048
+
+
+def test_empty_cache_leaves_a_private_sections_blocks_counted():
+    """empty_cache gives back the shared cache only: what a graph's section holds stays
+    cached (and counted) until the section closes; the stats never go negative."""
+    from gpuad.memory.pool import PrivatePool
+    pool, raw = make_pool()
+    pool.free(pool.malloc(5000))                    # a shared cached block
+    private = PrivatePool()
+    with pool.private(private):
+        pool.free(pool.malloc(1000))                # cached in the section
+    pool.empty_cache()
+    assert raw.frees and pool.stats()["reserved_bytes"] == 1024
+    pool.close(private)
+    block = pool.malloc(1000)                       # the section's block, now shared
+    assert len(raw.mallocs) == 2
+    s = pool.stats()
+    assert (s["allocated_bytes"], s["reserved_bytes"]) == (1024, 1024)
+    pool.free(block)
+    pool.empty_cache()
+    assert pool.stats()["reserved_bytes"] == 0 and raw.used == 0
+
+
+class Streams:
+    """The current stream and whether it captures, as the pool asks for them."""
+
+    def __init__(self):
+        self.current, self.capturing = "null", False
+
+
+def make_stream_pool(capacity=1 << 30):
+    raw, streams = FakeRaw(capacity), Streams()
+    pool = CachingAllocator("fake:0", raw.malloc, raw.free, FakeOOM,
+                            stream=lambda: streams.current, capturing=lambda: streams.capturing)
+    return pool, raw, streams
+
+
+def test_a_freed_block_is_reused_on_its_own_stream_only():
+    pool, raw, streams = make_stream_pool()
+    a = pool.malloc(1000)
+    pool.free(a)
+    streams.current = "side"
+    b = pool.malloc(1000)           # another stream: a's last use may still be queued
+    assert b is not a and raw.mallocs == [1024, 1024]
+    pool.free(b)
+    assert pool.malloc(1000) is b   # its own stream: at once, in stream order
+    streams.current = "null"
+    assert pool.malloc(1000) is a
+    assert pool.stats()["reserved_bytes"] == 2048
+
+
+def test_nothing_is_given_back_while_a_capture_is_open():
+    """A cudaFree while a graph is captured on the device invalidates the capture: the
+    out-of-memory retry and empty_cache keep the cache then."""
+    from gpuad.memory.pool import PrivatePool
+    pool, raw, streams = make_stream_pool(capacity=8 << 20)
+    pool.free(pool.malloc(6 << 20))
+    streams.capturing = True
+    with pytest.raises(OutOfMemoryError, match="capture is open on the device"):
+        pool.malloc(4 << 20)
+    pool.empty_cache()
+    assert raw.frees == [] and pool.stats()["reserved_bytes"] == 6 << 20
+    streams.capturing = False
+    with pool.private(PrivatePool()):   # gpuad's own capture, in any thread
+        pool.empty_cache()
+        assert raw.frees == []
+    pool.malloc(4 << 20)                # no capture: the cache is given back, then retried
+    assert len(raw.frees) == 1
 
 
 def test_stats_and_peak():
@@ -230,8 +299,10 @@ def cuda_glue(monkeypatch):
             self.mem, self.ptr = mem, mem.ptr + offset
 
     runtime = types.SimpleNamespace(getDevice=lambda: 0, CUDARuntimeError=FakeCUDAError)
+    null_stream = types.SimpleNamespace(ptr=0, is_capturing=lambda: False)
     cuda = types.SimpleNamespace(Memory=Memory, UnownedMemory=UnownedMemory,
                                  MemoryPointer=MemoryPointer, runtime=runtime,
+                                 get_current_stream=lambda: null_stream,
                                  set_allocator=lambda f: installed.update(f=f),
                                  get_allocator=lambda: installed.get("f"))
     pool_of_cupy = types.SimpleNamespace(free_all_blocks=lambda: installed.update(freed=1))
@@ -287,3 +358,32 @@ def test_cpu_pool_serves_matmul_outputs_and_their_gradients_stay_uncopied(cpu_po
     z = x.detach().requires_grad_()
     z.reshape(-1).backward(g.reshape(-1))        # the leaf's gradient is a view of g
     assert not np.shares_memory(z.grad._data, g._data)
+
+
+@pytest.mark.skipif(MODE != "emulated", reason="sizes the emulated device's memory")
+def test_cuda_pool_reuses_in_stream_order_and_keeps_a_capture_valid(monkeypatch):
+    """On the emulated GPU: a block freed on one stream is not lent to another; an
+    out-of-memory request inside a capture raises, where a cudaFree would invalidate it."""
+    import cupy
+    from emulated.fake_cupy import _device
+    x = gpuad.ones(12345, device="cuda")
+    first = x.data.data.ptr
+    del x
+    with cupy.cuda.Stream(non_blocking=True):
+        y = gpuad.ones(12345, device="cuda")
+    assert y.data.data.ptr != first   # the null stream's block is not lent to the side one
+    assert gpuad.ones(12345, device="cuda").data.data.ptr == first
+    del y
+    with cupy.cuda.Device(1):
+        side = cupy.cuda.Stream(non_blocking=True)
+    monkeypatch.setattr(_device, "TOTAL_MEMORY", (_device.TOTAL_MEMORY[0], 48 << 20))
+    gpuad.memory.empty_cache("cuda:1")
+    del_me = gpuad.empty(8 << 20, device="cuda:1")   # 32 MiB, cached once dropped
+    del del_me
+    with cupy.cuda.Device(1):
+        with side:
+            side.begin_capture()
+            with pytest.raises(OutOfMemoryError, match="capture is open"):
+                gpuad.empty(6 << 20, device="cuda:1")
+            side.end_capture()                        # not invalidated: nothing was freed
+    assert gpuad.empty(6 << 20, device="cuda:1").numel() == 6 << 20  # after: freed, retried

@@ -3,6 +3,7 @@
 Anomaly mode is a mode of the calling thread, like grad mode (PyTorch's is process-wide;
 here a thread that wants the checks turns them on itself, and never pays for another's).
 """
+import contextlib
 import os
 import traceback
 
@@ -56,13 +57,15 @@ def check_forward(op, outs, modes):
 
 def check(op, arrays, phase, site=None):
     """Raise if any of ``arrays`` holds NaN or Inf, naming the op responsible."""
+    # a forward's results are on its target device (a move), a backward's on the inputs'
+    backend = (phase == "forward" and op.target_backend) or op.backend
     for i, a in enumerate(arrays):
         if a is None or a.dtype.kind != "f":
             continue
-        xp = op.backend.xp
-        if bool(xp.isfinite(a).all()):
-            continue
-        what = "NaN" if bool(xp.isnan(a).any()) else "Inf"
+        with backend.device_scope or contextlib.nullcontext():
+            if bool(backend.xp.isfinite(a).all()):
+                continue
+            what = "NaN" if bool(backend.xp.isnan(a).any()) else "Inf"
         owner = _tls.state.backward_of
         if phase == "forward" and owner is None:
             culprit = f"{op.name} produced {what} in its forward (output {i})"

@@ -94,7 +94,7 @@ def checkpoint(fn, *args):
     if not any(t._requires_grad for t in tensors):
         # a placeholder that requires grad makes the node record, for fn's own parameters
         backend = tensors[0]._backend
-        tensors.append(Tensor._make(backend.xp.zeros((), dtypes.get_default_dtype()),
+        tensors.append(Tensor._make(backend.full((), 0, dtypes.get_default_dtype()),
                                     backend, requires_grad=True))
     # the node keeps the other arguments only: the tensors are saved (and freed) apart
     rest = tuple(None if isinstance(a, Tensor) else a for a in args)

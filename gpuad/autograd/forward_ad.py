@@ -86,4 +86,4 @@ def jvp(fn, primals, tangents):
 
 def _zeros_like(t):
     from ..tensor import Tensor
-    return Tensor._make(t._backend.xp.zeros(t.shape, t.dtype), t._backend)
+    return Tensor._make(t._backend.full(t.shape, 0, t.dtype), t._backend)

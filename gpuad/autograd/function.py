@@ -151,8 +151,14 @@ class Function:
         else:
             node = self._node = None
             self.needs_input_grad = (False,) * len(inputs)
-        # 3. forward, on arrays
-        raw = self.forward(*arrays)
+        # 3. forward, on arrays, in the inputs' device (a GPU's: CuPy works on the
+        # current one); the CPU has none to enter
+        scope = backend.device_scope
+        if scope is None:
+            raw = self.forward(*arrays)
+        else:
+            with scope:
+                raw = self.forward(*arrays)
         single = not isinstance(raw, tuple)
         outs = (raw,) if single else raw
         backend = self.target_backend or backend

@@ -1,4 +1,6 @@
 """``gradcheck``: backward against central finite differences, in float64."""
+import contextlib
+
 from .. import dtypes
 from .api import grad
 
@@ -32,10 +34,15 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
     if not wrt:
         raise ValueError("gradcheck: no input requires grad; set requires_grad=True on the "
                          "tensors to check")
-    outs = _outputs(fn, inputs)
-    xp = inputs[wrt[0]]._backend.xp
-    host = inputs[wrt[0]]._backend.to_host
+    backend = inputs[wrt[0]]._backend
+    with backend.device_scope or contextlib.nullcontext():  # the checked tensors' device
+        return _check(fn, inputs, wrt, eps, atol, rtol, raise_exception, backend)
 
+
+def _check(fn, inputs, wrt, eps, atol, rtol, raise_exception, backend):
+    from ..tensor import Tensor
+    outs = _outputs(fn, inputs)
+    xp, host = backend.xp, backend.to_host
     for o_nr, out in enumerate(outs):
         analytical = {i: xp.zeros((out.numel(), inputs[i].numel())) for i in wrt}
         if out.requires_grad:

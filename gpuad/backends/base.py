@@ -63,6 +63,11 @@ class Backend:
 
     xp = None
     name = None
+    #: A context manager that makes this backend's device current for the array library
+    #: (a ``cupy.cuda.Device``), or None where there is none to enter (the CPU). Every op's
+    #: forward runs inside it (``Function.apply``), and so do the backend's own methods
+    #: and the raw makers and writers (``tracing.traced``).
+    device_scope = None
     DEVICE_METHODS = ("asarray", "to_host", "is_array", "empty", "synchronize", "seed",
                       "get_rng_state", "set_rng_state", "rand", "randn", "random_words",
                       "scatter_add", "erf_float")

@@ -2,8 +2,12 @@
 
 Imported only when a cuda device is asked for, so CPU installs never need CuPy.
 """
+import functools
+import inspect
 import math
 import threading
+
+import numpy as np
 
 from .. import random_state
 from ..dtypes import float16, float32
@@ -69,6 +73,31 @@ def usable_cupy(index):
     return cupy
 
 
+#: Backend methods that only read host state or switch devices themselves (CuPy's
+#: ``get`` and ``Device.synchronize`` do); every other one queues work or allocates.
+_HOST_METHODS = {"is_array", "to_host", "is_view", "synchronize", "get_rng_state",
+                 "set_rng_state"}
+
+
+def _in_device(method):
+    @functools.wraps(method)
+    def in_device(self, *args, **kwargs):
+        with self.device_scope:
+            return method(self, *args, **kwargs)
+    return in_device
+
+
+def _methods_in_device(cls):
+    """CuPy allocates and launches on its current device: each method of the backend's
+    surface (``Backend``), a new one included, runs with the backend's GPU current."""
+    for name in dir(Backend):
+        if not name.startswith("_") and name not in _HOST_METHODS and \
+                inspect.isfunction(inspect.getattr_static(Backend, name)):
+            setattr(cls, name, _in_device(getattr(cls, name)))
+    return cls
+
+
+@_methods_in_device
 class CUDABackend(CUDAKernels, Backend):
     """Runs ops on CuPy arrays on one GPU; fused ops by gpuad's kernels (``CUDAKernels``)."""
 
@@ -78,7 +107,7 @@ class CUDABackend(CUDAKernels, Backend):
         cupy = usable_cupy(dev.index)
         self.device = dev
         self.xp = cupy
-        self._cuda_device = cupy.cuda.Device(dev.index)
+        self.device_scope = cupy.cuda.Device(dev.index)
         #: held from setting the generator's offset to the end of the draw: two threads
         #: drawing at once must not both start at one offset (the same numbers twice)
         self._rng_lock = threading.RLock()
@@ -88,28 +117,32 @@ class CUDABackend(CUDAKernels, Backend):
 
     def empty(self, shape, dtype):
         """An uninitialised array (from the memory pool, as every CuPy array)."""
-        with self._cuda_device:
-            return self.xp.empty(shape, dtype)
+        return self.xp.empty(shape, dtype)
 
     # --- moving data -------------------------------------------------------------
     def is_array(self, obj):
         return isinstance(obj, self.xp.ndarray)
 
     def asarray(self, data, dtype=None):
-        with self._cuda_device:
-            return self.xp.asarray(data, dtype=dtype)
+        if not isinstance(data, self.xp.ndarray) and \
+                self.xp.cuda.get_current_stream().is_capturing() and np.ndim(data):
+            # CuPy copies host data through a pinned staging buffer it reuses once the copy
+            # is done: a graph would copy whatever the buffer holds at each replay
+            raise RuntimeError("a host-to-device copy (.to('cuda'), or a tensor made from "
+                               "host data) cannot be captured in a CUDA graph")
+        return self.xp.asarray(data, dtype=dtype)
 
     def to_host(self, arr):
         return arr.get()
 
     def synchronize(self):
-        self._cuda_device.synchronize()
+        self.device_scope.synchronize()
 
     # --- random numbers ------------------------------------------------------------
     # A counter-based (Philox) cuRAND generator, set to an explicit offset before each
     # draw: its whole state is (seed, offset), which get/set_rng_state copy exactly.
     def seed(self, seed):
-        with self._rng_lock, self._cuda_device:
+        with self._rng_lock:
             self.rng = self.xp.random.RandomState(
                 seed, method=self.xp.cuda.curand.CURAND_RNG_PSEUDO_PHILOX4_32_10)
             self._seed, self._offset = seed, 0
@@ -138,28 +171,24 @@ class CUDABackend(CUDAKernels, Backend):
         return self.rng
 
     def rand(self, shape, dtype):
-        with self._rng_lock, self._cuda_device:
+        with self._rng_lock:
             if dtype == float16:  # cuRAND draws float32 and float64 only
                 return float16_uniform(
                     self.xp, self._generator_for(shape).random_sample(shape, dtype=float32))
             return self._generator_for(shape).random_sample(shape, dtype=dtype)
 
     def randn(self, shape, dtype):
-        with self._rng_lock, self._cuda_device:
+        with self._rng_lock:
             if dtype == float16:
                 return self._generator_for(shape).standard_normal(
                     shape, dtype=float32).astype(float16)
             return self._generator_for(shape).standard_normal(shape, dtype=dtype)
 
-    def randint(self, low, high, shape):
-        with self._cuda_device:
-            return super().randint(low, high, shape)
-
     def random_words(self, n):
         """``n`` raw 32-bit words of the Philox stream from the current offset (what the
         exact ``Backend.randint`` draws from); the offset moves past them."""
         curand = self.xp.cuda.curand
-        with self._rng_lock, self._cuda_device:
+        with self._rng_lock:
             out = self.xp.empty(n, self.xp.uint32)
             curand.setGeneratorOffset(self.rng._generator, self._offset)
             if n:

@@ -43,7 +43,7 @@ class DeviceKernels:
     (kernel and dtype) looked up once."""
 
     def __init__(self, cupy, device):
-        self._cupy, self._device = cupy, device
+        self._cupy = cupy
         self._modules, self._functions = {}, {}
         sms = cupy.cuda.runtime.getDeviceProperties(device.id)["multiProcessorCount"]
         self.max_blocks = 32 * sms  # a grid-stride loop needs no more to fill the GPU
@@ -54,11 +54,10 @@ class DeviceKernels:
 
     def launch(self, module, kernel, dtype, grid, block, args):
         """Run the ``dtype`` entry point of ``kernel`` in ``kernels/<module>.cu``."""
-        fn = self._functions.get((module, kernel, dtype))
-        with self._device:
-            if fn is None:
-                fn = self._load(module, kernel, dtype)
-            fn(grid, block, args)
+        fn = self._functions.get((module, kernel, dtype))  # the backend's GPU is current
+        if fn is None:
+            fn = self._load(module, kernel, dtype)
+        fn(grid, block, args)
 
     def _load(self, module, kernel, dtype):
         from .cuda import library_error, missing_library
@@ -81,14 +80,13 @@ class CUDAKernels:
     @functools.cached_property
     def kernels(self):
         """gpuad's kernels on this backend's GPU."""
-        return DeviceKernels(self.xp, self._cuda_device)
+        return DeviceKernels(self.xp, self.device_scope)
 
     def bias_act(self, z, b, activation, slope=0.01):
-        with self._cuda_device:
-            bias = None if z.ndim == 0 else bias_vector(self.xp, z, b)
-            if activation not in ACTIVATION_CODES or bias is None or not fusable(z, bias):
-                return super().bias_act(z, b, activation, slope)
-            y = z if saves_output(activation, slope) else self.xp.empty_like(z)
+        bias = None if z.ndim == 0 else bias_vector(self.xp, z, b)
+        if activation not in ACTIVATION_CODES or bias is None or not fusable(z, bias):
+            return super().bias_act(z, b, activation, slope)
+        y = z if saves_output(activation, slope) else self.xp.empty_like(z)
         k = self.kernels
         k.launch("activation", "bias_act", z.dtype, (k.blocks(z.size),), (THREADS,),
                  (z, bias, y, np.int64(z.size), np.int64(z.shape[-1]),
@@ -99,8 +97,7 @@ class CUDAKernels:
         if activation not in ACTIVATION_CODES or gy.shape != saved.shape or \
                 not fusable(gy, saved):
             return super().act_backward(gy, saved, activation, slope)
-        with self._cuda_device:
-            out = self.xp.empty_like(gy)
+        out = self.xp.empty_like(gy)
         k = self.kernels
         k.launch("activation", "act_backward", gy.dtype, (k.blocks(gy.size),), (THREADS,),
                  (gy, saved, out, np.int64(gy.size), np.int32(ACTIVATION_CODES[activation]),
@@ -119,49 +116,45 @@ class CUDAKernels:
         chunks = max(1, min(k.max_blocks // grid_x, -(-rows // 16), 65535))
         chunk_rows = -(-rows // chunks)
         chunks = -(-rows // chunk_rows)
-        with self._cuda_device:
-            out = self.xp.empty_like(gy)
-            partial = self.xp.empty((chunks, c), gy.dtype)
-            k.launch("activation", "act_bias_backward", gy.dtype, (grid_x, chunks), (threads,),
-                     (gy, saved, out, partial, np.int64(rows), np.int64(c),
-                      np.int64(chunk_rows), np.int32(ACTIVATION_CODES[activation]),
-                      gy.dtype.type(slope)))
-            return out, partial.sum(axis=0)
+        out = self.xp.empty_like(gy)
+        partial = self.xp.empty((chunks, c), gy.dtype)
+        k.launch("activation", "act_bias_backward", gy.dtype, (grid_x, chunks), (threads,),
+                 (gy, saved, out, partial, np.int64(rows), np.int64(c),
+                  np.int64(chunk_rows), np.int32(ACTIVATION_CODES[activation]),
+                  gy.dtype.type(slope)))
+        return out, partial.sum(axis=0)
 
     def cross_entropy_forward(self, x, t):
         if x.ndim != 2 or not fusable(x):
             return super().cross_entropy_forward(x, t)
         k, (n, c) = self.kernels, x.shape
-        with self._cuda_device:
-            targets = self.xp.ascontiguousarray(t, dtype=self.xp.int64)
-            stats, loss = self.xp.empty((n, 2), x.dtype), self.xp.empty(n, x.dtype)
-            k.launch("softmax_xent", "xent_forward", x.dtype, (min(n, k.max_blocks),),
-                     (_row_threads(c),), (x, targets, stats, loss, np.int64(n), np.int64(c)))
-            return stats, loss.mean(dtype=x.dtype)
+        targets = self.xp.ascontiguousarray(t, dtype=self.xp.int64)
+        stats, loss = self.xp.empty((n, 2), x.dtype), self.xp.empty(n, x.dtype)
+        k.launch("softmax_xent", "xent_forward", x.dtype, (min(n, k.max_blocks),),
+                 (_row_threads(c),), (x, targets, stats, loss, np.int64(n), np.int64(c)))
+        return stats, loss.mean(dtype=x.dtype)
 
     def cross_entropy_backward(self, x, stats, t, scale):
         if x.ndim != 2 or not fusable(x, stats):
             return super().cross_entropy_backward(x, stats, t, scale)
         k, (n, c) = self.kernels, x.shape
-        with self._cuda_device:
-            targets = self.xp.ascontiguousarray(t, dtype=self.xp.int64)
-            scale = self.xp.asarray(scale, dtype=x.dtype)  # stays on the device: no sync
-            g = self.xp.empty_like(x)
-            k.launch("softmax_xent", "xent_backward", x.dtype, (min(n, k.max_blocks),),
-                     (_row_threads(c),), (x, stats, targets, scale, g, np.int64(n),
-                                          np.int64(c)))
-            return g
+        targets = self.xp.ascontiguousarray(t, dtype=self.xp.int64)
+        scale = self.xp.asarray(scale, dtype=x.dtype)  # stays on the device: no sync
+        g = self.xp.empty_like(x)
+        k.launch("softmax_xent", "xent_backward", x.dtype, (min(n, k.max_blocks),),
+                 (_row_threads(c),), (x, stats, targets, scale, g, np.int64(n),
+                                      np.int64(c)))
+        return g
 
     def mse_backward(self, x, t, scale):
         if x.shape != t.shape or not fusable(x, t):
             return super().mse_backward(x, t, scale)
         k = self.kernels
-        with self._cuda_device:
-            scale = self.xp.asarray(scale, dtype=x.dtype)
-            g = self.xp.empty_like(x)
-            k.launch("mse", "mse_backward", x.dtype, (k.blocks(x.size),), (THREADS,),
-                     (x, t, scale, g, np.int64(x.size)))
-            return g
+        scale = self.xp.asarray(scale, dtype=x.dtype)
+        g = self.xp.empty_like(x)
+        k.launch("mse", "mse_backward", x.dtype, (k.blocks(x.size),), (THREADS,),
+                 (x, t, scale, g, np.int64(x.size)))
+        return g
 
     def sgd_step(self, p, g, buf, lr, momentum, dampening, nesterov, weight_decay):
         kbuf = self.sgd_kernel_buffer(p, g, buf, momentum, fusable)

@@ -10,8 +10,11 @@ Every array the capture allocated comes from a private section of gpuad's pool, 
 other array ever takes an address a graph writes to; the section is given back when the
 GraphedProgram goes. A replay's ``.grad`` tensors are views of the graph's static
 arrays, which the next replay overwrites (as with PyTorch's CUDA graphs): copy a gradient
-to keep it across steps.
+to keep it across steps. Capture and replay run in the program's GPU, whichever is
+current; ``step`` graphs only programs whose tensors all live there.
 """
+import contextlib
+
 from ..backends import backend_for
 from ..memory.pool import PrivatePool
 from .program import Program
@@ -32,18 +35,23 @@ class GraphedProgram:
         self.graphs = None
         self.private = None
         self.slots = self.inputs = None
+        self.stream = None  # where the graphs were launched last
 
     def stale(self):
         return self.program.stale()
 
     def run(self, inputs):
+        with self.backend.device_scope:  # the program's GPU, whichever is current
+            return self._run(inputs)
+
+    def _run(self, inputs):
         if self.graphs is None or any(
                 self.slots[i] is not t._data for i, t in self.program.refresh):
             self._capture(inputs)  # first run, or a parameter's array was replaced
         else:
             for static, a in zip(self.inputs, inputs):
                 self.xp.copyto(static, a)
-        stream = self.xp.cuda.get_current_stream()
+        stream = self.stream = self.xp.cuda.get_current_stream()
         s = self.slots
         for graph, (_, host, call) in zip(self.graphs, self.segments):
             if graph is not None:
@@ -66,13 +74,12 @@ class GraphedProgram:
         s[:program.n_inputs] = self.inputs = [a.copy() for a in inputs]
         for i, t in program.refresh:
             s[i] = t._data
-        capture = xp.cuda.Stream(non_blocking=True)
+        capture = xp.cuda.Stream(non_blocking=True)  # of the program's GPU (current here)
         capture.wait_event(xp.cuda.get_current_stream().record())  # the input copies
         self.private = PrivatePool()
         graphs = []
         try:
-            with xp.cuda.Device(self.backend.device.index), \
-                    self.backend.pool.private(self.private), capture:
+            with self.backend.pool.private(self.private), capture:
                 for device_steps, _, _ in self.segments:
                     if not device_steps:
                         graphs.append(None)
@@ -82,9 +89,10 @@ class GraphedProgram:
                         # a slot dropped after its last use gives its block back to the
                         # private section: reused later in this capture, in stream order
                         Program.run_steps(s, device_steps)
-                    finally:
-                        graph = capture.end_capture()
-                    graphs.append(graph)
+                    except BaseException:
+                        _end_failed_capture(capture)
+                        raise
+                    graphs.append(capture.end_capture())
         except Exception as e:
             self.release()
             raise CaptureError(f"{type(e).__name__}: {e}") from e
@@ -94,12 +102,24 @@ class GraphedProgram:
         """Drop the graphs and hand their private memory back to the shared pool."""
         self.graphs = self.slots = None
         if self.private is not None:
-            self.backend.pool.close(self.private)
+            # its blocks are reused next on the stream that ran the graphs, after them
+            with self.backend.device_scope, self.stream or contextlib.nullcontext():
+                self.backend.pool.close(self.private)
             self.private = None
 
     def __del__(self):
         if self.private is not None:
             self.release()
+
+
+def _end_failed_capture(stream):
+    """End a capture that a step broke. CUDA then reports the capture invalidated
+    (cudaErrorStreamCaptureInvalidated), an effect of the step's error: that one is what
+    the user needs to see, so the invalidation is not raised over it."""
+    try:
+        stream.end_capture()
+    except Exception:
+        pass
 
 
 def _segments(program):

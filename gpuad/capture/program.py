@@ -187,6 +187,8 @@ class _Builder:
             run = _with_saved(fn, run, hidden, single)
         elif not single and len(outs[0]) == 1:
             run = _first(run)
+        if fn.backend.device_scope is not None:  # in its device, as Function.apply runs it
+            run = functools.partial(_in_device, fn.backend.device_scope, run)
         return run, tuple(ins), outs[0]
 
     def kernel(self, e1, e2):
@@ -375,6 +377,11 @@ def _with_saved(op, run, hidden, single):
         out, saved = op.collect_saved(run, *arrays)
         return ((out,) if single else tuple(out)) + tuple([saved[k] for k in hidden])
     return run_and_saved
+
+
+def _in_device(scope, run, *arrays):
+    with scope:
+        return run(*arrays)
 
 
 def _first(run):

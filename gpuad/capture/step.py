@@ -142,7 +142,7 @@ class CompiledStep:
             try:
                 program = build(entry.tape, tape)
                 program.guards = collect(self.fn, [m for m, _ in tape.modules.values()])
-                entry.program = self._program(program)
+                entry.program = self._program(program, inputs)
                 entry.tape = None
                 return result
             except Refusal as e:
@@ -155,14 +155,20 @@ class CompiledStep:
         entry.tape = tape
         return result
 
-    def _program(self, program):
+    def _program(self, program, inputs):
         device = _device_of(program)
         if device is not None and device.type == "cuda" and self.cuda_graphs:
+            why = None
             if program.has_random:
-                warnings.warn(
-                    f"gpuad.compile({self.__name__}): the step draws random numbers "
-                    "(dropout), which a CUDA graph would repeat identically; it is replayed "
-                    "without graphs", RuntimeWarning, stacklevel=5)
+                why = "draws random numbers (dropout), which a CUDA graph would repeat " \
+                    "identically"
+            elif any(t.device != device for t in inputs):
+                # a graph would copy the host data of its capture, not this call's
+                why = f"is given tensors that are not on {device}; move them there before " \
+                    "the call to replay it in CUDA graphs"
+            if why is not None:
+                warnings.warn(f"gpuad.compile({self.__name__}): the step {why}; it is "
+                              "replayed without graphs", RuntimeWarning, stacklevel=5)
                 return program
             return GraphedProgram(program, device)
         return program
@@ -201,6 +207,7 @@ def _signature(args, kwargs, grad_enabled):
 
 
 def _device_of(program):
-    for _, t in program.refresh:
-        return t.device
-    return None
+    """The device of every tensor the program reads besides its inputs (parameters,
+    buffers), or None: none, or on two devices (a move between them; no graph)."""
+    devices = {t.device for _, t in program.refresh}
+    return devices.pop() if len(devices) == 1 else None

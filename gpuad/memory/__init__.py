@@ -59,7 +59,8 @@ def reset_peak_memory_stats(device=None):
 
 
 def empty_cache(device=None):
-    """Give the blocks cached for reuse back to the system (live arrays keep theirs)."""
+    """Give the blocks cached for reuse back to the system (live arrays keep theirs);
+    nothing while a CUDA graph capture is open on the device (it would invalidate it)."""
     _pool(device).empty_cache()
 
 

@@ -2,9 +2,10 @@
 
 Once installed, every CuPy array (gpuad's or not) is carved from a pool block, lent to
 CuPy as ``UnownedMemory`` whose owner, a ``_Lease``, hands the block back to the pool
-when CuPy drops its last pointer to it. Blocks are not tagged with streams: gpuad queues
-all its work on the current stream, where reusing a freed block right away is safe.
-Imported only by the CUDA backend, so CPU installs never need CuPy.
+when CuPy drops its last pointer to it. Blocks are tagged with the stream current at the
+request (``with cupy.cuda.Stream():`` included) and reused on that stream only, as CuPy's
+own pool does (``pool.py``). Imported only by the CUDA backend, so CPU installs never
+need CuPy.
 """
 import cupy
 
@@ -39,9 +40,17 @@ def pool_for(device_id):
     """The pool of GPU ``device_id`` (created on first use)."""
     pool = _pools.get(device_id)
     if pool is None:  # setdefault is atomic: two threads asking first share one pool
-        pool = _pools.setdefault(device_id,
-                                 CachingAllocator(f"cuda:{device_id}", _raw_malloc))
+        pool = _pools.setdefault(device_id, CachingAllocator(
+            f"cuda:{device_id}", _raw_malloc, stream=_current_stream, capturing=_capturing))
     return pool
+
+
+def _current_stream():
+    return cupy.cuda.get_current_stream().ptr
+
+
+def _capturing():
+    return cupy.cuda.get_current_stream().is_capturing()
 
 
 def _allocate(nbytes):

@@ -6,6 +6,15 @@ the pool logic is the same on every device and is tested on CPU with a fake one.
 are rounded up to a size class; a freed block goes back to its class's free list and
 serves the next request of that class, so a training step that repeats the same shapes
 is served entirely from the cache.
+
+Reuse is stream-ordered, as in CuPy's pool: a block is lent to the stream current at the
+request (``stream()``, injected; the CPU has one) and, freed, serves only later requests
+on that stream, which run after whatever the block's last tenant queued there. Another
+stream gets it only once ``empty_cache`` has given it back (cudaFree waits for the
+device). As in CuPy, an array used on a stream other than the one it was made on must be
+kept alive until that stream is done with it. While a graph capture is open on the device
+(``capturing()``, injected, or a private section), nothing is given back: a cudaFree
+would invalidate the capture.
 """
 import contextlib
 import threading
@@ -33,13 +42,15 @@ def format_bytes(n):
 class OutOfMemoryError(MemoryError):
     """A device ran out of memory even after gpuad's pool gave its cache back."""
 
-    def __init__(self, device, requested, allocated, cached):
+    def __init__(self, device, requested, allocated, cached, capturing=False):
         self.device, self.requested = device, requested
         self.allocated, self.cached = allocated, cached
+        kept = ("kept: a CUDA graph capture is open on the device, and giving memory back "
+                "would invalidate it") if capturing else "given back, then retried once"
         super().__init__(
             f"{device} out of memory: tried to allocate {format_bytes(requested)}; "
             f"{format_bytes(allocated)} is in use by tensors and {format_bytes(cached)} "
-            "was cached by gpuad's pool (given back, then retried once). Free tensors you "
+            f"was cached by gpuad's pool ({kept}). Free tensors you "
             "no longer need (del them; keep loss.item() rather than the loss tensor), call "
             "gpuad.memory.empty_cache(), use a smaller batch, or wrap parts of the model in "
             "gpuad.checkpoint to trade compute for activation memory")
@@ -49,10 +60,11 @@ class Block:
     """A raw allocation of ``size`` bytes that the pool lends out and takes back;
     ``owner`` is the private pool it belongs to (None: the shared one)."""
 
-    __slots__ = ("size", "raw", "owner")
+    __slots__ = ("size", "raw", "owner", "stream")
 
-    def __init__(self, size, raw, owner=None):
+    def __init__(self, size, raw, owner=None, stream=None):
         self.size, self.raw, self.owner = size, raw, owner
+        self.stream = stream  # the stream it is lent on, and reused on once freed
 
 
 class PrivatePool:
@@ -73,12 +85,15 @@ class CachingAllocator:
     True
     """
 
-    def __init__(self, device, raw_malloc, raw_free=None, oom_error=MemoryError):
+    def __init__(self, device, raw_malloc, raw_free=None, oom_error=MemoryError,
+                 stream=None, capturing=None):
         self.device = str(device)
         self._raw_malloc, self._raw_free, self._oom_error = raw_malloc, raw_free, oom_error
+        self._stream = stream          # () -> the current stream's identity; None: one stream
+        self._capturing = capturing    # () -> whether the current stream captures a graph
         #: False: every free goes straight back to the raw allocator (nothing is cached).
         self.caching = True
-        self._free = {}   # size class -> blocks ready for reuse
+        self._free = {}   # stream -> {size class -> blocks ready for reuse on it}
         #: thread id -> the PrivatePool serving that thread's requests now (a CUDA graph
         #: capture): other threads' arrays never take a block a graph writes to
         self._private = {}
@@ -93,15 +108,17 @@ class CachingAllocator:
         if nbytes < 0:
             raise ValueError(f"cannot allocate a negative number of bytes ({nbytes})")
         size = round_size(nbytes)
+        stream = None if self._stream is None else self._stream()
         with self._lock:
             private = self._private.get(threading.get_ident()) if self._private else None
-            blocks = (self._free if private is None else private.free).get(size)
+            free = self._free.get(stream) if private is None else private.free
+            blocks = free.get(size) if free else None
             if blocks:
                 block = blocks.pop()
                 self.cached -= size
                 self.hits += 1
             else:
-                block = Block(size, self._raw(size, nbytes), private)
+                block = Block(size, self._raw(size, nbytes), private, stream)
                 self.misses += 1
             self.allocated += size
             if self.allocated > self.peak:
@@ -113,6 +130,9 @@ class CachingAllocator:
             raw = self._raw_malloc(size)
         except self._oom_error:
             cached = self.cached
+            if self.capture_open():  # no cudaFree now: out of memory, as it stands
+                raise OutOfMemoryError(self.device, nbytes, self.allocated, cached,
+                                       capturing=True) from None
             self.empty_cache()
             try:
                 raw = self._raw_malloc(size)
@@ -129,8 +149,8 @@ class CachingAllocator:
             if owner is not None and not owner.closed:
                 owner.free.setdefault(block.size, []).append(block)
                 self.cached += block.size
-            elif self.caching:
-                self._free.setdefault(block.size, []).append(block)
+            elif self.caching or self.capture_open():  # no cudaFree during a capture
+                self._free.setdefault(block.stream, {}).setdefault(block.size, []).append(block)
                 self.cached += block.size
             else:
                 self._release(block)
@@ -152,27 +172,40 @@ class CachingAllocator:
                 del self._private[me]
 
     def close(self, pool):
-        """The graph that used ``pool`` is gone: its blocks join the shared pool."""
+        """The graph that used ``pool`` is gone: its blocks join the shared pool, reused
+        on the stream current now (call it where the graph was launched)."""
+        stream = None if self._stream is None else self._stream()
         with self._lock:
             pool.closed = True
             free, pool.free = pool.free, {}
             for size, blocks in free.items():
                 for block in blocks:
-                    block.owner = None
+                    block.owner, block.stream = None, stream
                 if self.caching:
-                    self._free.setdefault(size, []).extend(blocks)
+                    self._free.setdefault(stream, {}).setdefault(size, []).extend(blocks)
                 else:
                     self.cached -= size * len(blocks)
                     for block in blocks:
                         self._release(block)
 
+    def capture_open(self):
+        """Whether a graph capture is open on the device (a private section, or the
+        current stream capturing): no block may be given back to the device then."""
+        return bool(self._private) or (self._capturing is not None and self._capturing())
+
     def empty_cache(self):
-        """Give every cached block back to the raw allocator."""
+        """Give every cached block of the shared pool back to the raw allocator (those a
+        graph's private section holds stay until it closes); nothing while a capture is
+        open on the device (a cudaFree would invalidate it)."""
         with self._lock:
-            cached, self._free, self.cached = self._free, {}, 0
-            for blocks in cached.values():
-                for block in blocks:
-                    self._release(block)
+            if self.capture_open():
+                return
+            cached, self._free = self._free, {}
+            for by_size in cached.values():
+                for size, blocks in by_size.items():
+                    self.cached -= size * len(blocks)
+                    for block in blocks:
+                        self._release(block)
 
     def _release(self, block):
         if self._raw_free is not None:

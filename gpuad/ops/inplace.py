@@ -8,6 +8,8 @@ Leaves that require grad can only be changed under ``no_grad()``, as in PyTorch.
 not tracked: a view made in the graph cannot be changed in place there, and a view whose
 tensor was changed in place after it was taken refuses to backward.
 """
+import contextlib
+
 from .. import dtypes, tracing
 from ..autograd import grad_mode
 from ..errors import broadcast_shapes
@@ -46,7 +48,8 @@ def _apply(x, op_name, out_of_place, other=None, ufunc=None):
         result = out_of_place(alias)
         if result.grad_fn is not None and any(
                 t is alias for _, t in result.grad_fn.node.saved_entries()):
-            alias._data = x._data.copy()
+            with x._backend.device_scope or contextlib.nullcontext():  # CuPy copies there
+                alias._data = x._data.copy()
         _write(x, result._data, op_name)
         x.grad_fn, x._output_nr, x._requires_grad = result.grad_fn, result._output_nr, True
     elif ufunc is not None:
@@ -55,7 +58,7 @@ def _apply(x, op_name, out_of_place, other=None, ufunc=None):
             raise RuntimeError(f"{op_name}: the tensor is on {x.device} but the other operand "
                                f"is on {other.device}; move it with .to('{x.device}')")
         _check_castable(x, dtypes.result_type(x, other), op_name)
-        _ufunc_into(getattr(x._backend.xp, ufunc), x._data, y)
+        _ufunc_into(x._backend, ufunc, x._data, y)
         x._version_counter[0] += 1
     else:
         with grad_mode.no_grad():
@@ -73,34 +76,36 @@ def _check_castable(x, dtype, op_name):
 
 def _write(x, arr, op_name):
     _check_castable(x, arr.dtype, op_name)
-    _copy_into(x._backend.xp.copyto, x._data, arr)
+    _copy_into(x._backend, x._data, arr)
     x._version_counter[0] += 1
 
 
-# the raw writes, as functions of their arrays: gpuad.compile records and replays them
+# the raw writes, as functions of their backend and arrays: gpuad.compile records and
+# replays them
 @tracing.traced(writes_in_place=True)
-def _ufunc_into(ufunc, x, y):
-    ufunc(x, y, out=x, casting="unsafe")
-
-
-@tracing.traced(writes_in_place=True)
-def _copy_into(copyto, dst, src):
-    copyto(dst, src, casting="unsafe")
+def _ufunc_into(backend, ufunc, x, y):
+    getattr(backend.xp, ufunc)(x, y, out=x, casting="unsafe")
 
 
 @tracing.traced(writes_in_place=True)
-def _fill(x, value):
+def _copy_into(backend, dst, src):
+    backend.xp.copyto(dst, src, casting="unsafe")
+
+
+@tracing.traced(writes_in_place=True)
+def _fill(backend, x, value):
     x.fill(value)
 
 
 @tracing.traced(writes_in_place=True)
-def _set_index(x, index, value):
+def _set_index(backend, x, index, value):
     x[index] = value
 
 
 @tracing.traced(writes_in_place=True)
-def _set_index_moved(xp, x, index, value, move):
+def _set_index_moved(backend, x, index, value, move):
     from .shape import to_numpy_order, to_torch_order
+    xp = backend.xp
     shape = to_torch_order(xp, x[index], move).shape  # the shape v broadcasts to
     x[index] = to_numpy_order(xp, xp.broadcast_to(xp.asarray(value, dtype=x.dtype), shape),
                               move)
@@ -133,7 +138,7 @@ def fill_(x, value):
         return copy_(x, value.reshape(()))
     if _in_graph(x):
         return _apply(x, "fill_", lambda t: ew.FillLike(value).apply(t))
-    _fill(x._data, value)
+    _fill(x._backend, x._data, value)
     x._version_counter[0] += 1
     return x
 
@@ -163,7 +168,7 @@ def setitem(x, index, value):
         value = value._data
     move = torch_order(idx, x.ndim) if advanced else None
     if move is not None:  # v is laid out in PyTorch's order of the indexed dims
-        _set_index_moved(x._backend.xp, x._data, idx, value, move)
+        _set_index_moved(x._backend, x._data, idx, value, move)
     else:
-        _set_index(x._data, idx, value)
+        _set_index(x._backend, x._data, idx, value)
     x._version_counter[0] += 1

@@ -53,6 +53,7 @@ class CUDARuntimeError(RuntimeError):
 class _ThreadState(threading.local):
     def __init__(self):
         self.device = 0
+        self.entered = []  # the devices ``with Device(...)`` left, innermost last
         self.streams = [[] for _ in range(DEVICE_COUNT)]  # per device: the `with` stack
 
 
@@ -80,16 +81,15 @@ class Device:
 
     def __init__(self, device=None):
         self.id = get_device_id() if device is None else int(device)
-        self._saved = []
 
-    def __enter__(self):
+    def __enter__(self):  # CuPy keeps the stack per thread: one Device serves every thread
         check_device(self.id)
-        self._saved.append(_tls.device)
+        _tls.entered.append(_tls.device)
         _tls.device = self.id
         return self
 
     def __exit__(self, *exc):
-        _tls.device = self._saved.pop()
+        _tls.device = _tls.entered.pop()
 
     def use(self):
         set_device(self.id)

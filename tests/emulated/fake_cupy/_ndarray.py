@@ -75,15 +75,23 @@ def _root(view):
 
 
 def from_host(host, dtype=None):
-    """A new array on the current device holding a copy of NumPy data (host to device,
-    through a pinned staging copy that a capture keeps, as CuPy's is)."""
+    """A new array on the current device holding a copy of host data, as CuPy 14 copies it
+    (``_array_default``, cupy/_core/core.pyx): a 0-d value is written by a fill kernel,
+    which a capture keeps; anything larger goes through a pinned staging buffer that CuPy
+    hands back to its pinned pool once the copy's event is done, so a graph captured with
+    the copy reads what that buffer holds by then: here poison (0xFF, NaN)."""
     host = np.asarray(host, dtype=dtype)
     if host.dtype.kind in "OUSV":
         raise ValueError(f"Unsupported dtype {host.dtype}")
     out = new_array(host.shape, host.dtype)
     staged = np.ascontiguousarray(host).copy()
     view = out._a
-    _device.run(lambda: np.copyto(view, staged))
+    cap = _device.capture()
+    if cap is None or host.ndim == 0:
+        _device.run(lambda: np.copyto(view, staged))
+    else:
+        ptr, nbytes = out.data.ptr, out.nbytes
+        cap.record(lambda: _memory.poison(ptr, nbytes))
     return out
 
 
