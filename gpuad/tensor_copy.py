@@ -25,7 +25,7 @@ def deep_copy(t, memo):
         raise RuntimeError("only tensors made by the user (graph leaves) can be deep-copied; "
                            "deep-copy t.detach() (or the model before its forward pass)")
     _refuse_hooks(t, "deep-copied")
-    out = type(t)._make(t._data.copy(), t._backend)
+    out = type(t)._make(t.detach().clone()._data, t._backend)  # clone: in t's device
     memo[id(t)] = out
     out._requires_grad = t._requires_grad
     if t._grad is not None:

@@ -160,3 +160,14 @@ def test_current_device_one_is_left_alone():
         _on(x, 0)
         assert _current_device() == 1
     assert _current_device() == 0
+
+
+def test_copies_and_pickles_of_a_cuda1_tensor_stay_on_cuda1():
+    import copy
+    import pickle
+    t = gpuad.arange(4.0, device="cuda:1").requires_grad_()
+    (t * t).sum().backward()
+    for c in (copy.deepcopy(t), copy.copy(t), pickle.loads(pickle.dumps(t))):
+        _on(c, 1)
+        np.testing.assert_array_equal(c.detach().numpy(), [0, 1, 2, 3])
+    _on(copy.deepcopy(t).grad, 1)
