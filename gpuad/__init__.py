@@ -17,7 +17,7 @@ from .factories import (arange, empty, empty_like, from_numpy, full, full_like, 
                         tensor, zeros, zeros_like)
 from .ops.activation import *  # noqa: F401, F403  (relu, gelu, ...: one per activation)
 from .ops.elementwise import (abs, bitwise_and, bitwise_left_shift, bitwise_not, bitwise_or,
-                              bitwise_right_shift, bitwise_xor, clamp, exp, log, logical_and,
+                              bitwise_right_shift, bitwise_xor, clamp, erf, exp, log, logical_and,
                               logical_not, logical_or, logical_xor, maximum, minimum, sign,
                               sqrt, where)
 from .ops.linalg import matmul

@@ -456,6 +456,9 @@ class Tensor(Conversions):
     def exp(self):
         return _ops.elementwise.exp(self)
 
+    def erf(self):
+        return _ops.elementwise.erf(self)
+
     def log(self):
         return _ops.elementwise.log(self)
 

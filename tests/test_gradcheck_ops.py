@@ -73,6 +73,7 @@ UNARY_OPS = {  # each runs on a 0-d, a 1-D and a 3-D input with a size-1 dim
     "exp": (lambda a: a.exp(), "normal"),
     "log": (lambda a: a.log(), "positive"),
     "sqrt": (lambda a: a.sqrt(), "positive"),
+    "erf": (lambda a: a.erf(), "normal"),
     "abs": (lambda a: a.abs(), "away"),
     "tanh": (lambda a: a.tanh(), "normal"),
     "sigmoid": (lambda a: a.sigmoid(), "normal"),

@@ -1,5 +1,5 @@
 """Elementwise ops against PyTorch: dtype promotion, bitwise ops and shifts, clamp with
-tensor bounds, sign, pow at its special points, maximum/minimum with NaN and ties."""
+tensor bounds, erf, sign, pow at its special points, maximum/minimum with NaN and ties."""
 import itertools
 import math
 
@@ -191,6 +191,20 @@ def test_clamp_dtypes_match_torch(device):
                     tx.clamp(min=torch.tensor(lo)))
     h = gpuad.tensor([1.0, 5.0], dtype=gpuad.float16, device=device)
     assert_same(h.clamp(min=2), torch.tensor([1.0, 5.0], dtype=torch.float16).clamp(min=2))
+
+
+# --- erf -------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_erf_matches_torch(device, dtype):
+    arrays = [np.array([-3.0, -0.5, 0.0, 1e-3, 0.7, 4.0], dtype=dtype)]
+    for case in (lambda lib, x: x.erf(), lambda lib, x: lib.erf(x * x)):
+        g_out, g_grads = value_and_grads(gpuad, case, arrays, device)
+        t_out, t_grads = value_and_grads(torch, case, arrays)
+        tol = dict(rtol=1e-6, atol=1e-7) if dtype == "float32" else dict(rtol=1e-13)
+        assert_same(g_out, t_out, **tol)
+        assert_same(g_grads, t_grads, **tol)
+    assert_same(gpuad.erf(gpuad.tensor([0, 1], device=device)), torch.erf(torch.tensor([0, 1])),
+                rtol=1e-6)
 
 
 # --- sign, pow ----------------------------------------------------------------------------
