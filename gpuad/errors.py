@@ -13,6 +13,19 @@ def check_same_device(tensors, op):
     return backend
 
 
+def cpu_scalars_moved(tensors, op):
+    """``tensors`` with each 0-d CPU tensor moved to the one other device among them, as
+    PyTorch takes a CPU scalar tensor with tensors of a GPU; else the error of
+    ``check_same_device``."""
+    targets = {t._backend for t in tensors
+               if t._backend.device.type != "cpu" or t._data.ndim}
+    target = targets.pop() if len(targets) == 1 else None
+    if target is None or target.device.type == "cpu":
+        check_same_device(tensors, op)
+    from .ops.shape import to_device  # ops import autograd, which imports this module
+    return [t if t._backend is target else to_device(t, target) for t in tensors]
+
+
 def broadcast_shapes(a, b, op="op"):
     """NumPy's broadcast of two shapes, or an error showing both."""
     if a == b:

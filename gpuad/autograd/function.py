@@ -19,7 +19,7 @@ needs to know about an op: adding one touches nothing else.
 """
 import copy
 
-from ..errors import check_same_device
+from ..errors import cpu_scalars_moved
 from ..tensor import Tensor
 from .. import tracing
 from ..thread_state import local as _tls
@@ -132,8 +132,8 @@ class Function:
         backend = inputs[0]._backend
         arrays, needs = [], []
         for t in inputs:
-            if t._backend is not backend:
-                check_same_device(inputs, self.name)  # raises, naming both devices
+            if t._backend is not backend:  # a 0-d CPU tensor joins a GPU's; else raises
+                return self.apply(*cpu_scalars_moved(inputs, self.name))
             arrays.append(t._data)
             needs.append(t._requires_grad)
         if len(arrays) > 1 and (len(arrays) > 2 or arrays[0] is arrays[1]):

@@ -26,6 +26,12 @@ def _apply(x, op_name, out_of_place, other=None, ufunc=None):
     """Change ``x`` in place to ``out_of_place(x)``; outside the graph a binary ``ufunc``
     writes straight into x's array."""
     if isinstance(other, Tensor):
+        if other._backend is not x._backend:
+            if not _cpu_scalar_for(x, other):
+                raise RuntimeError(f"{op_name}: the tensor is on {x.device} but the other "
+                                   f"operand is on {other.device}; move it with "
+                                   f".to('{x.device}')")
+            other = other.to(x.device)  # out_of_place's op moves its own copy
         shape = broadcast_shapes(x.shape, other.shape, op_name)
         if shape != x.shape:
             raise ValueError(f"{op_name}: the result of shape {shape} does not fit the "
@@ -54,9 +60,6 @@ def _apply(x, op_name, out_of_place, other=None, ufunc=None):
         x.grad_fn, x._output_nr, x._requires_grad = result.grad_fn, result._output_nr, True
     elif ufunc is not None:
         y = other._data if isinstance(other, Tensor) else other
-        if isinstance(other, Tensor) and other._backend is not x._backend:
-            raise RuntimeError(f"{op_name}: the tensor is on {x.device} but the other operand "
-                               f"is on {other.device}; move it with .to('{x.device}')")
         _check_castable(x, dtypes.result_type(x, other), op_name)
         _ufunc_into(x._backend, ufunc, x._data, y)
         x._version_counter[0] += 1
@@ -65,6 +68,11 @@ def _apply(x, op_name, out_of_place, other=None, ufunc=None):
             result = out_of_place(x)
         _write(x, result._data, op_name)
     return x
+
+
+def _cpu_scalar_for(x, value):
+    """Whether ``value`` is a 0-d CPU tensor that a GPU tensor ``x`` takes as PyTorch does."""
+    return value.device.type == "cpu" and value._data.ndim == 0 and x.device.type != "cpu"
 
 
 def _check_castable(x, dtype, op_name):
@@ -164,7 +172,10 @@ def setitem(x, index, value):
     idx, advanced, _ = _as_index(index, x)
     if isinstance(value, Tensor):
         if value.device != x.device:
-            raise RuntimeError(f"x[i] = v: x is on {x.device} but v is on {value.device}")
+            if not _cpu_scalar_for(x, value):
+                raise RuntimeError(f"x[i] = v: x is on {x.device} but v is on {value.device}; "
+                                   f"move v with .to('{x.device}')")
+            value = value.to(x.device)
         value = value._data
     move = torch_order(idx, x.ndim) if advanced else None
     if move is not None:  # v is laid out in PyTorch's order of the indexed dims
