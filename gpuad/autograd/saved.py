@@ -13,10 +13,18 @@ import numpy as np
 from .. import memory
 from . import function
 
-_live = weakref.WeakSet()
+#: Weak references to the tracked ops: a dying op's reference discards itself (a C call
+#: where a WeakSet runs Python at each add and each death).
+_refs = set()
+
+
+def _track(op):
+    _refs.add(weakref.ref(op, _refs.discard))
+
+
 # told of every op that saved arrays, and of views (a saved weight.mT is the leaf
 # weight's memory)
-function.saved_observers.append(_live.add)
+function.saved_observers.append(_track)
 
 
 def _live_ops():
@@ -24,9 +32,10 @@ def _live_ops():
     (no lock on the ops' path)."""
     while True:
         try:
-            return list(_live)
+            refs = list(_refs)
         except RuntimeError:  # the set changed size during the copy
             continue
+        return [op for op in (r() for r in refs) if op is not None]
 
 
 

@@ -75,13 +75,18 @@ def matmul(a, b, empty=np.empty, lib=None):
     (a transposed array is passed as a flag), by ``lib``'s GEMM (default: the one loaded);
     anything else by ``np.matmul``. ``empty(shape, dtype)`` makes a 2-D result's array."""
     lib = _loaded if lib is None else lib
+    if lib is None and empty is np.empty:  # the default: nothing to choose
+        return np.matmul(a, b)
     if a.ndim != 2 or b.ndim != 2 or b.dtype != a.dtype or a.shape[1] != b.shape[0]:
         return np.matmul(a, b)
     m, k = a.shape
     n = b.shape[1]
     gemm = None if lib is None else lib.gemm.get(a.dtype)
-    la, lb = _layout(a), _layout(b)
-    if gemm is None or la is None or lb is None or m * n * k < MIN_MACS:
+    # the layouts only once the product is one for the GEMM (they cost ~1 us)
+    la = lb = None
+    if gemm is not None and m * n * k >= MIN_MACS:
+        la, lb = _layout(a), _layout(b)
+    if la is None or lb is None:
         return np.matmul(a, b) if empty is np.empty else \
             np.matmul(a, b, out=empty((m, n), a.dtype))
     out = empty((m, n), a.dtype)
