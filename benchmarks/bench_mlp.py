@@ -19,6 +19,7 @@ starts them, then times them in rounds of blocks, one contender at a time.
 """
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -260,10 +261,11 @@ def libraries(who):
             info[name] = getattr(module, "__version__", None) or _dist_version(name)
     try:
         import threadpoolctl
-        info["threadpools"] = [{k: p.get(k) for k in ("internal_api", "version",
-                                                       "num_threads", "threading_layer",
-                                                       "architecture", "filepath")}
-                               for p in threadpoolctl.threadpool_info()]
+        info["threadpools"] = [  # the library's file name, never the machine's path to it
+            {**{k: p.get(k) for k in ("internal_api", "version", "num_threads",
+                                      "threading_layer", "architecture")},
+             "library": os.path.basename(p.get("filepath") or "")}
+            for p in threadpoolctl.threadpool_info()]
     except ImportError:
         info["threadpools"] = None
     if "gpuad" in sys.modules:
