@@ -141,6 +141,9 @@ class Check:
         entry["box_s"] = round(box, 1)
         self.record["stages"][name] = entry
         self.save()
+        for f in self.dir.iterdir():  # the results are committed: no machine's paths in them
+            if f.suffix in (".log", ".json", ".md"):
+                f.write_text(scrub(f.read_text(errors="replace")))
         print(f"[gpu_check] {name}: {entry['status']} in {entry['seconds']} s", flush=True)
         return entry
 
@@ -150,6 +153,20 @@ class Check:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.record, indent=2))
         tmp.replace(path)
+
+
+#: this machine's paths, longest first, and what the committed results say instead
+_PATHS = sorted({p: name for p, name in [(str(Path.home()), "~"), (sys.base_prefix, "<python>"),
+                                         (sys.prefix, "<python>"), (str(ROOT), "<checkout>")]
+                 if len(p) > 1}.items(), key=lambda pair: -len(pair[0]))
+
+
+def scrub(text):
+    """``text`` with the checkout's, Python's and the home folder's paths replaced by
+    names (``<checkout>``, ``<python>``, ``~``)."""
+    for path, name in _PATHS:
+        text = text.replace(path, name)
+    return text
 
 
 def run(cmd, env, timeout, log, cwd=ROOT):

@@ -76,6 +76,16 @@ def test_a_failed_stage_keeps_what_ran_and_the_next_stage_runs(dry_run):
     assert (folder / "results.md").is_file() and (folder / "tests-0.log").is_file()
 
 
+def test_the_results_name_no_path_of_this_machine(dry_run):
+    _, _, folder = dry_run
+    paths = {str(ROOT), sys.prefix, sys.base_prefix, str(Path.home())}
+    for f in folder.iterdir():
+        if f.suffix in (".log", ".json", ".md"):
+            text = f.read_text(errors="replace")
+            assert not [p for p in paths if p in text], f"{f.name} names a path of this machine"
+    assert "rootdir: <checkout>" in (folder / "tests-0.log").read_text()
+
+
 def test_test_logs_cut_short_still_count():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import gpu_check
