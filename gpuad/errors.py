@@ -13,12 +13,16 @@ def check_same_device(tensors, op):
     return backend
 
 
+def is_cpu_scalar(t):
+    """Whether tensor ``t`` is a 0-d CPU tensor (which tensors of a GPU take, as in PyTorch)."""
+    return t._data.ndim == 0 and t._backend.device.type == "cpu"
+
+
 def cpu_scalars_moved(tensors, op):
     """``tensors`` with each 0-d CPU tensor moved to the one other device among them, as
     PyTorch takes a CPU scalar tensor with tensors of a GPU; else the error of
     ``check_same_device``."""
-    targets = {t._backend for t in tensors
-               if t._backend.device.type != "cpu" or t._data.ndim}
+    targets = {t._backend for t in tensors if not is_cpu_scalar(t)}
     target = targets.pop() if len(targets) == 1 else None
     if target is None or target.device.type == "cpu":
         check_same_device(tensors, op)

@@ -29,7 +29,7 @@ def deep_copy(t, memo):
     memo[id(t)] = out
     out._requires_grad = t._requires_grad
     if t._grad is not None:
-        out._grad = deep_copy(t._grad, memo)
+        out._grad = copy.deepcopy(t._grad, memo)  # through the memo: a shared grad stays one
     _copy_dict(t, out, memo)
     return out
 

@@ -12,7 +12,7 @@ import contextlib
 
 from .. import dtypes, tracing
 from ..autograd import grad_mode
-from ..errors import broadcast_shapes
+from ..errors import broadcast_shapes, is_cpu_scalar
 from ..tensor import Tensor
 from . import elementwise as ew
 
@@ -26,12 +26,10 @@ def _apply(x, op_name, out_of_place, other=None, ufunc=None):
     """Change ``x`` in place to ``out_of_place(x)``; outside the graph a binary ``ufunc``
     writes straight into x's array."""
     if isinstance(other, Tensor):
-        if other._backend is not x._backend:
-            if not _cpu_scalar_for(x, other):
-                raise RuntimeError(f"{op_name}: the tensor is on {x.device} but the other "
-                                   f"operand is on {other.device}; move it with "
-                                   f".to('{x.device}')")
-            other = other.to(x.device)  # out_of_place's op moves its own copy
+        if other._backend is not x._backend and not _cpu_scalar_for(x, other):
+            raise RuntimeError(f"{op_name}: the tensor is on {x.device} but the other "
+                               f"operand is on {other.device}; move it with "
+                               f".to('{x.device}')")
         shape = broadcast_shapes(x.shape, other.shape, op_name)
         if shape != x.shape:
             raise ValueError(f"{op_name}: the result of shape {shape} does not fit the "
@@ -59,7 +57,9 @@ def _apply(x, op_name, out_of_place, other=None, ufunc=None):
         _write(x, result._data, op_name)
         x.grad_fn, x._output_nr, x._requires_grad = result.grad_fn, result._output_nr, True
     elif ufunc is not None:
-        y = other._data if isinstance(other, Tensor) else other
+        y = other
+        if isinstance(other, Tensor):  # a CPU scalar is moved here (out_of_place's op moves it)
+            y = (other if other._backend is x._backend else other.to(x.device))._data
         _check_castable(x, dtypes.result_type(x, other), op_name)
         _ufunc_into(x._backend, ufunc, x._data, y)
         x._version_counter[0] += 1
@@ -72,7 +72,7 @@ def _apply(x, op_name, out_of_place, other=None, ufunc=None):
 
 def _cpu_scalar_for(x, value):
     """Whether ``value`` is a 0-d CPU tensor that a GPU tensor ``x`` takes as PyTorch does."""
-    return value.device.type == "cpu" and value._data.ndim == 0 and x.device.type != "cpu"
+    return is_cpu_scalar(value) and x.device.type != "cpu"
 
 
 def _check_castable(x, dtype, op_name):
